@@ -1,0 +1,104 @@
+"""Command-line parser (BIDS-App conventions, as nibabies' ``cli/parser.py``)."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from .. import __version__
+from ..models.transforms import CONFIGURATIONS
+
+
+def _strip_prefix(prefix: str):
+    def convert(value: str) -> str:
+        return value[len(prefix):] if value.startswith(prefix) else value
+    return convert
+
+
+def get_parser() -> argparse.ArgumentParser:
+    """The ``bids-infantage`` argument parser."""
+    p = argparse.ArgumentParser(
+        prog="bids-infantage",
+        description="bids-infantage: infant brain age (0-24 months) from T1w, T2w and the T1w/T2w ratio.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("bids_dir", type=Path, help="the root folder of a BIDS dataset")
+    p.add_argument("output_dir", type=Path, help="the output folder (BIDS-Derivatives)")
+    p.add_argument("analysis_level", choices=["participant", "group"], help="processing stage")
+    p.add_argument("--version", action="version", version=f"bids-infantage v{__version__}")
+    g = p.add_argument_group("selection")
+    g.add_argument("--participant-label", "--participant_label", nargs="+", default=[],
+                   type=_strip_prefix("sub-"), help="participant labels (with or without sub-)")
+    g.add_argument("--session-label", nargs="+", default=[], type=_strip_prefix("ses-"),
+                   help="session labels (with or without ses-)")
+    g.add_argument("--derivatives", nargs="+", type=Path, default=[],
+                   help="derivatives folders searched for precomputed brain masks "
+                        "(sub-X[_ses-Y]_desc-brain_mask.nii.gz)")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="infantage-default",
+                   help="model bundle name (package data) or folder with bundle.json")
+    g.add_argument("--modality", default="auto", choices=["auto", *CONFIGURATIONS],
+                   help="input configuration; auto: ratio with T1w+T2w, else the one available")
+    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    g.add_argument("--skull-strip", default="auto", choices=["auto", "skip", "force"],
+                   help="auto: detect skull-stripped inputs; skip: trust they are; force: "
+                        "always strip (not supported yet)")
+    g.add_argument("--bias-correction", type=Path, default=None,
+                   help="group level: reuse brain-age-gap bias-correction parameters (JSON)")
+    g = p.add_argument_group("performance")
+    g.add_argument("--nprocs", "--n-cpus", type=int, default=os.cpu_count() or 1,
+                   help="processes for Nipype (MultiProc)")
+    g.add_argument("--omp-nthreads", type=int, default=None, help="threads per process (default: 1)")
+    g.add_argument("--mem-gb", "--mem", type=float, default=None, help="memory limit (GB)")
+    g.add_argument("--plugin-file", type=Path, default=None,
+                   help="Nipype plugin YAML (plugin: MultiProc|SLURM|SLURMGraph|SGE, plugin_args: {...})")
+    g = p.add_argument_group("workflow")
+    g.add_argument("-w", "--work-dir", type=Path, default=None,
+                   help="work folder (cache); default: ./work")
+    g.add_argument("--skip-bids-validation", "--skip_bids_validation", action="store_true")
+    g.add_argument("--stop-on-first-crash", action="store_true")
+    g.add_argument("--write-graph", action="store_true", help="write the workflow graph (SVG)")
+    g.add_argument("--reports-only", action="store_true",
+                   help="only assemble the HTML reports from existing outputs")
+    return p
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    try:
+        child.resolve().relative_to(parent.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def parse_args(argv=None):
+    """Parse and check the command line; errors exit with one line (argparse's ``error``).
+
+    Checks: BIDS dir exists; output dir is not the input and not inside it; work dir is not
+    inside the input; the output dir can be written.
+    """
+    parser = get_parser()
+    opts = parser.parse_args(argv)
+    bids = opts.bids_dir.resolve()
+    if not bids.is_dir():
+        parser.error(f"BIDS folder {opts.bids_dir} does not exist.")
+    out = opts.output_dir.resolve()
+    if out == bids or _inside(out, bids):
+        parser.error(f"output folder {opts.output_dir} is the input or inside it; "
+                     "choose a folder outside the BIDS dataset (we never write into the input).")
+    opts.work_dir = (opts.work_dir or Path.cwd() / "work").resolve()
+    if _inside(opts.work_dir, bids):
+        parser.error(f"work folder {opts.work_dir} is inside the BIDS dataset; choose another (-w).")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".bids-infantage-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        parser.error(f"output folder {opts.output_dir} cannot be written ({exc.strerror}); "
+                     "check permissions or choose another folder.")
+    if opts.plugin_file and not opts.plugin_file.is_file():
+        parser.error(f"--plugin-file {opts.plugin_file} does not exist.")
+    if opts.omp_nthreads is None:
+        opts.omp_nthreads = 1
+    return opts

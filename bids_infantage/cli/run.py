@@ -1,0 +1,314 @@
+"""Entry point of ``bids-infantage``."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+LOGGER = logging.getLogger("bids_infantage")
+
+BIDSIGNORE = """\
+*.html
+figures/
+logs/
+log/
+*_xfm.txt
+*_brainage.tsv
+*_brainage.json
+*_T1wT2w.nii.gz
+*_T1wT2w.json
+*_saliency.nii.gz
+*_saliency.json
+group_*
+"""
+
+
+def _setup_logging(work_dir: Path) -> None:
+    """Our messages on the console; Nipype's in a log file (no tracebacks on the console)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("bids-infantage: %(message)s"))
+    LOGGER.handlers[:] = [handler]
+    LOGGER.setLevel(logging.INFO)
+    LOGGER.propagate = False
+    work_dir.mkdir(parents=True, exist_ok=True)
+    from nipype import config as ncfg
+    from nipype import logging as nlogging
+
+    ncfg.update_config({"logging": {"log_directory": str(work_dir), "log_to_file": True,
+                                    "workflow_level": "INFO", "interface_level": "WARNING"}})
+    nlogging.update_logging(ncfg)
+    for name in ("nipype.workflow", "nipype.interface", "nipype.utils"):
+        lg = logging.getLogger(name)
+        for h in list(lg.handlers):
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+                lg.removeHandler(h)
+        lg.propagate = False
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_derivatives_description(output_dir: Path, bids_dir: Path, bundle) -> None:
+    """``dataset_description.json`` (DatasetType derivative, GeneratedBy with version and
+    model) and ``.bidsignore`` for the non-BIDS outputs (reports, figures, tables)."""
+    from .. import __version__
+
+    generated = {
+        "Name": "bids-infantage",
+        "Version": __version__,
+        "Description": f"model {bundle.name}, bundle.json sha256 {bundle.sha256}",
+        "CodeURL": "https://github.com/bids-infantage/bids-infantage",
+    }
+    if os.getenv("BIDS_INFANTAGE_CONTAINER"):
+        generated["Container"] = {"Type": "docker", "Tag": os.environ["BIDS_INFANTAGE_CONTAINER"]}
+    desc = {
+        "Name": "bids-infantage: infant brain age estimates",
+        "BIDSVersion": "1.10.0",
+        "DatasetType": "derivative",
+        "GeneratedBy": [generated],
+        "SourceDatasets": [{"URL": bids_dir.resolve().as_uri()}],
+        "HowToAcknowledge": "Cite bids-infantage and the methods in logs/CITATION.md.",
+        "License": "CC0",
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write(output_dir / "dataset_description.json", json.dumps(desc, indent=2) + "\n")
+    _atomic_write(output_dir / ".bidsignore", BIDSIGNORE)
+
+
+def run_bids_validator(bids_dir: Path) -> None:
+    """Validate the input with ``bids-validator-deno``; print one summary block.
+
+    Errors stop the run, except unreadable NIfTI headers of links stored as text files
+    (git without symlinks), which bids-infantage follows.
+
+    Raises
+    ------
+    InputError
+        The dataset has validation errors.
+    """
+    from ..utils.bids import resolve_link_file
+    from ..utils.errors import InputError
+
+    exe = shutil.which("bids-validator-deno") or str(Path(sys.executable).parent / "bids-validator-deno")
+    if not Path(exe).exists():
+        LOGGER.warning("bids-validator-deno is not installed; input validation skipped "
+                       "(pip install bids-validator-deno, or pass --skip-bids-validation)")
+        return
+    try:
+        proc = subprocess.run([exe, "--json", str(bids_dir)], capture_output=True, text=True, timeout=600)
+        report = json.loads(proc.stdout)
+    except (subprocess.SubprocessError, ValueError, OSError) as exc:
+        LOGGER.warning("BIDS validation could not run (%s); continuing", exc)
+        return
+    issues = report.get("issues", {}).get("issues", [])
+    errors, warnings, followed = {}, {}, 0
+    for issue in issues:
+        loc = issue.get("location") or ""
+        if issue.get("code") == "NIFTI_HEADER_UNREADABLE" and loc:
+            path = bids_dir / loc.lstrip("/")
+            if resolve_link_file(path) != path:
+                followed += 1
+                continue
+        bucket = errors if issue.get("severity") == "error" else warnings
+        bucket.setdefault(issue.get("code"), []).append(loc)
+    lines = ["BIDS validation (bids-validator-deno):"]
+    lines.append(f"  {sum(map(len, errors.values()))} errors, {sum(map(len, warnings.values()))} warnings"
+                 + (f"; {followed} links stored as text files will be followed" if followed else ""))
+    for code, locs in sorted(errors.items()):
+        lines.append(f"  ERROR {code}: {len(locs)} file(s), e.g. {locs[0] or '(dataset)'}")
+    for code, locs in sorted(warnings.items()):
+        lines.append(f"  warning {code}: {len(locs)}")
+    LOGGER.info("\n".join(lines))
+    if errors:
+        raise InputError(f"{bids_dir}: the dataset has BIDS validation errors (above); fix them or "
+                         "pass --skip-bids-validation.")
+
+
+def find_precomputed_masks(derivatives: list[Path], unit: dict) -> dict:
+    """Brain masks ``sub-X[_ses-Y][_space-T1w|T2w]_desc-brain_mask.nii.gz`` in derivatives
+    folders; a mask is matched to the T2w when the session has one, else to the T1w."""
+    prefix = f"sub-{unit['subject']}" + (f"_ses-{unit['session']}" if unit.get("session") else "")
+    for folder in derivatives:
+        hits = sorted(Path(folder).rglob(f"{prefix}*desc-brain_mask.nii*"))
+        if hits:
+            key = "t2w" if unit["t2w"] else "t1w"
+            for h in hits:
+                if f"space-{key.upper()[:2]}w" in h.name or "space-" not in h.name:
+                    return {key: str(h)}
+    return {}
+
+
+def _crash_message(crash_file: Path) -> str:
+    text = crash_file.read_text(errors="replace")
+    for pattern in (r"InputError: (.*)", r"ModelBundleError: (.*)"):
+        found = re.findall(pattern, text)
+        if found:
+            return found[-1].strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    errs = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception)\b", ln)]
+    return errs[-1] if errs else (lines[-1] if lines else "unknown error")
+
+
+def _crash_unit(crash_file: Path) -> str | None:
+    """Subject/session of a crash file, from the workflow path recorded in it."""
+    found = re.search(r"single_session_([A-Za-z0-9_]+?)_wf", crash_file.read_text(errors="replace"))
+    return found.group(1) if found else None
+
+
+def summarize(config, units, t0: float, run_start: float) -> int:
+    """Print one line per unit (age or failure with crash file); returns the exit code."""
+    from ..workflows.base import unit_name
+
+    failed = 0
+    lines = [f"Summary ({time.time() - t0:.0f} s):"]
+    for unit in units:
+        sub = f"sub-{unit['subject']}"
+        ses = f"ses-{unit['session']}" if unit.get("session") else None
+        folder = config.output_dir / sub / (ses or "") / "anat"
+        table = folder / ("_".join(filter(None, [sub, ses])) + "_brainage.tsv")
+        crash_dir = config.output_dir / sub / "log"
+        crashes = [c for c in sorted(crash_dir.glob("crash-*"), key=lambda p: p.stat().st_mtime)
+                   if c.stat().st_mtime >= run_start - 1 and _crash_unit(c) == unit_name(unit)
+                   ] if crash_dir.exists() else []
+        if crashes:
+            failed += 1
+            lines.append(f"  {unit_name(unit)}: FAILED: {_crash_message(crashes[-1])} (crash file: {crashes[-1]})")
+        elif table.exists() and table.stat().st_mtime >= run_start - 1 or (table.exists() and not crash_dir.exists()):
+            head, row = table.read_text().splitlines()[:2]
+            rec = dict(zip(head.split("\t"), row.split("\t")))
+            flag = " OUT OF RANGE" if rec.get("qc_out_of_range") == "true" else ""
+            lines.append(f"  {unit_name(unit)}: {rec['predicted_age_months']} months "
+                         f"[{rec['predicted_age_lower_months']}, {rec['predicted_age_upper_months']}] "
+                         f"({rec['model_configuration']}){flag}")
+        else:
+            failed += 1
+            lines.append(f"  {unit_name(unit)}: FAILED (not run; an earlier failure stopped the workflow)")
+    LOGGER.info("\n".join(lines))
+    return 1 if failed else 0
+
+
+def run_participant(config) -> int:
+    """Participant level: preprocess, predict, sink outputs, assemble reports."""
+    from nipype import config as ncfg
+
+    from ..models.bundle import load_bundle
+    from ..reports.core import generate_report
+    from ..utils.bids import chronological_age, collect_sessions
+    from ..workflows.base import init_bids_infantage_wf
+
+    t0 = time.time()
+    if not config.skip_bids_validation:
+        run_bids_validator(config.bids_dir)
+    from bids import BIDSLayout
+
+    layout = BIDSLayout(str(config.bids_dir), validate=False)
+    units = collect_sessions(layout, config.participant_label, config.session_label)
+    for unit in units:
+        source = unit["t2w"] or unit["t1w"]
+        unit["age"], unit["age_source"] = chronological_age(
+            config.bids_dir, unit["subject"], unit.get("session"), source)
+        unit["masks"] = find_precomputed_masks(config.derivatives, unit)
+    LOGGER.info("%d subject/session(s): %s", len(units),
+                ", ".join(f"sub-{u['subject']}" + (f"_ses-{u['session']}" if u['session'] else "") for u in units))
+    bundle = load_bundle(config.model)
+    write_derivatives_description(config.output_dir, config.bids_dir, bundle)
+    config.to_toml(config.work_dir / "config.toml")
+    run_start = time.time()
+    if not config.reports_only:
+        ncfg.update_config({"execution": {
+            "crashfile_format": "txt", "stop_on_first_crash": config.stop_on_first_crash,
+            "remove_unnecessary_outputs": False, "hash_method": "content",
+            "poll_sleep_duration": 0.2}})
+        workflow = init_bids_infantage_wf(config, units)
+        _write_citation(config.output_dir, workflow)
+        if config.write_graph:
+            workflow.write_graph(graph2use="colored", format="svg", simple_form=True)
+        plugin = config.plugin_settings()
+        LOGGER.info("running with %s (%s)", plugin["plugin"], plugin["plugin_args"])
+        try:
+            workflow.run(**plugin)
+        except Exception as exc:  # nipype raises when any node failed; summary below says which
+            LOGGER.info("some nodes failed (%s)", str(exc).splitlines()[0][:200])
+    for unit in units:
+        try:
+            generate_report(config.output_dir, unit["subject"], unit.get("session"), work_dir=config.work_dir)
+        except Exception as exc:  # a report must not hide the results
+            LOGGER.warning("report of sub-%s could not be assembled: %s", unit["subject"], exc)
+    if config.reports_only:
+        LOGGER.info("reports written to %s", config.output_dir)
+        return 0
+    return summarize(config, units, t0, run_start)
+
+
+def _write_citation(output_dir: Path, workflow) -> None:
+    """``logs/CITATION.md``: the workflows' ``__desc__`` sentences (methods boilerplate)."""
+    descs = []
+
+    def collect(wf):
+        if getattr(wf, "__desc__", None):
+            descs.append(wf.__desc__)
+        for node in wf._graph.nodes():
+            if hasattr(node, "_graph"):
+                collect(node)
+
+    collect(workflow)
+    unique = list(dict.fromkeys(descs))
+    (output_dir / "logs").mkdir(parents=True, exist_ok=True)
+    _atomic_write(output_dir / "logs" / "CITATION.md", "Results were generated with bids-infantage. "
+                  + " ".join(unique) + "\n")
+
+
+def run_group_level(config) -> int:
+    """Group level: cohort table, metrics, bias correction, plots and report."""
+    from ..workflows.group import run_group
+
+    result = run_group(config.output_dir, bias_correction_file=config.bias_correction)
+    LOGGER.info("group outputs written to %s (report: %s)", config.output_dir,
+                config.output_dir / "group.html")
+    return 0 if result is not None else 1
+
+
+def main(argv=None) -> int:
+    """``bids-infantage BIDS_DIR OUTPUT_DIR {participant,group} [options]``."""
+    from .. import __version__
+    from ..config import Config
+    from ..utils.errors import InputError, ModelBundleError
+    from .parser import parse_args
+
+    opts = parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", str(opts.omp_nthreads))
+    config = Config(
+        bids_dir=opts.bids_dir.resolve(), output_dir=opts.output_dir.resolve(),
+        analysis_level=opts.analysis_level, work_dir=opts.work_dir,
+        participant_label=opts.participant_label, session_label=opts.session_label,
+        nprocs=opts.nprocs, omp_nthreads=opts.omp_nthreads, mem_gb=opts.mem_gb, device=opts.device,
+        model=opts.model, modality=opts.modality, skull_strip=opts.skull_strip,
+        derivatives=opts.derivatives, skip_bids_validation=opts.skip_bids_validation,
+        stop_on_first_crash=opts.stop_on_first_crash, write_graph=opts.write_graph,
+        reports_only=opts.reports_only, plugin_file=opts.plugin_file,
+        bias_correction=opts.bias_correction, version=__version__,
+    )
+    _setup_logging(config.work_dir)
+    try:
+        if config.analysis_level == "group":
+            return run_group_level(config)
+        return run_participant(config)
+    except (InputError, ModelBundleError) as exc:
+        LOGGER.error("error: %s", exc)
+        return 2
+    except KeyboardInterrupt:
+        LOGGER.error("interrupted; rerun with the same -w to resume from the cache")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

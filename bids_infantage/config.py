@@ -1,0 +1,62 @@
+"""Run settings: one object, built from the command line, saved as TOML in the work dir.
+
+Only the top-level workflow (``workflows/base.py``) reads it; everything below takes
+arguments.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Config:
+    """Settings of one ``bids-infantage`` run (see ``docs/usage.md`` for every flag)."""
+
+    bids_dir: Path
+    output_dir: Path
+    analysis_level: str
+    work_dir: Path
+    participant_label: list[str] = field(default_factory=list)
+    session_label: list[str] = field(default_factory=list)
+    nprocs: int = 1
+    omp_nthreads: int = 1
+    mem_gb: float | None = None
+    device: str = "auto"
+    model: str = "infantage-default"
+    modality: str = "auto"
+    skull_strip: str = "auto"
+    derivatives: list[Path] = field(default_factory=list)
+    skip_bids_validation: bool = False
+    stop_on_first_crash: bool = False
+    write_graph: bool = False
+    reports_only: bool = False
+    plugin_file: Path | None = None
+    bias_correction: Path | None = None
+    version: str = ""
+
+    def to_toml(self, path: Path) -> Path:
+        """Save the settings (paths as strings, None left out)."""
+        import toml
+
+        data = {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, list) else v)
+                for k, v in asdict(self).items() if v is not None}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(toml.dumps({"bids_infantage": data}))
+        return path
+
+    def plugin_settings(self) -> dict:
+        """Nipype plugin and its arguments (MultiProc by default, or from ``--plugin-file``)."""
+        if self.plugin_file:
+            import yaml
+
+            settings = yaml.safe_load(Path(self.plugin_file).read_text()) or {}
+            settings.setdefault("plugin", "MultiProc")
+            settings.setdefault("plugin_args", {})
+            return settings
+        if self.nprocs <= 1:
+            return {"plugin": "Linear", "plugin_args": {}}
+        args = {"n_procs": self.nprocs, "raise_insufficient": False, "maxtasksperchild": 1}
+        if self.mem_gb:
+            args["memory_gb"] = self.mem_gb
+        return {"plugin": "MultiProc", "plugin_args": args}

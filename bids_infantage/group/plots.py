@@ -1,0 +1,282 @@
+"""Group-level figures (SVG) with matplotlib and seaborn.
+
+Each function draws one figure from the group table (see
+:func:`bids_infantage.group.stats.collect_cohort`, plus the ``brain_age_gap_corrected_months``
+and ``outlier`` columns added by the group workflow), writes one SVG atomically and returns
+its path. Outliers are labelled with their ``participant_id`` (and ``session_id``).
+Figures are built on :class:`matplotlib.figure.Figure` objects, never through ``pyplot``,
+so no GUI backend or global figure state is involved; SVG output is deterministic.
+"""
+from __future__ import annotations
+
+import functools
+import io
+from pathlib import Path
+
+import numpy as np
+
+from bids_infantage.group.stats import write_text_atomic
+
+_SVG_RC = {
+    "svg.hashsalt": "bids-infantage",  # stable element ids: identical inputs, identical SVG
+    "svg.fonttype": "none",  # keep text as text (small, searchable)
+    "font.size": 9,
+}
+_COLORS = {"inlier": "#4C72B0", "outlier": "#C44E52"}
+
+
+def _labels(table):
+    """``sub-01`` or ``sub-01 ses-02`` for each row."""
+    labels = []
+    for participant, session in zip(table["participant_id"], table["session_id"]):
+        labels.append(f"{participant} {session}" if isinstance(session, str) else str(participant))
+    return np.array(labels, dtype=object)
+
+
+def _outliers(table):
+    if "outlier" in table:
+        return table["outlier"].fillna(False).to_numpy(dtype=bool)
+    return np.zeros(len(table), dtype=bool)
+
+
+def _annotate(ax, x, y, labels, *, vertical=False):
+    for xi, yi, label in zip(x, y, labels):
+        ax.annotate(
+            label,
+            (xi, yi),
+            xytext=(0, 6) if vertical else (4, 4),
+            textcoords="offset points",
+            rotation=90 if vertical else 0,
+            ha="center" if vertical else "left",
+            va="bottom",
+            fontsize=7,
+            color=_COLORS["outlier"],
+        )
+
+
+def _styled(func):
+    """Run a plotting function inside a local seaborn/matplotlib style (no global changes)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        import matplotlib
+        import seaborn as sns
+
+        rc = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper"), **_SVG_RC}
+        with matplotlib.rc_context(rc):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+def _new_figure(figsize):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.subplots()
+
+
+def _save_svg(fig, out_file) -> Path:
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
+    return write_text_atomic(out_file, buffer.getvalue())
+
+
+def _empty(ax, message):
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+@_styled
+def plot_predicted_vs_chronological(table, out_file) -> Path:
+    """Predicted against chronological age, with predictive intervals and identity line.
+
+    Error bars span ``predicted_age_lower_months`` to ``predicted_age_upper_months`` (rows
+    without an interval get none); the dashed line is ``predicted = chronological``.
+    Rows without a chronological age cannot be placed and are counted in the title.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Group table (ages in months); ``outlier`` optional.
+    out_file : str or os.PathLike
+        Destination SVG.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_file``.
+    """
+    import seaborn as sns
+
+    fig, ax = _new_figure((5.0, 4.6))
+    chron = table["chronological_age_months"].to_numpy(dtype=float)
+    pred = table["predicted_age_months"].to_numpy(dtype=float)
+    keep = np.isfinite(chron) & np.isfinite(pred)
+    if not keep.any():
+        _empty(ax, "No subject/session has both a chronological and a predicted age")
+        return _save_svg(fig, out_file)
+
+    lower = table["predicted_age_lower_months"].to_numpy(dtype=float)
+    upper = table["predicted_age_upper_months"].to_numpy(dtype=float)
+    yerr = np.vstack([pred - lower, upper - pred])
+    yerr = np.clip(np.nan_to_num(yerr, nan=0.0), 0.0, None)[:, keep]
+    outlier = _outliers(table)[keep]
+    x, y = chron[keep], pred[keep]
+
+    ax.errorbar(x, y, yerr=yerr, fmt="none", ecolor="0.6", elinewidth=0.8, capsize=2, zorder=1)
+    sns.scatterplot(
+        x=x,
+        y=y,
+        hue=np.where(outlier, "outlier", "inlier"),
+        hue_order=["inlier", "outlier"],
+        palette=_COLORS,
+        ax=ax,
+        zorder=2,
+        s=28,
+    )
+    low = float(np.nanmin(np.concatenate([x, y - yerr[0]])))
+    high = float(np.nanmax(np.concatenate([x, y + yerr[1]])))
+    pad = 0.05 * (high - low or 1.0)
+    ax.plot([low - pad, high + pad], [low - pad, high + pad], "k--", lw=1, label="identity")
+    _annotate(ax, x[outlier], y[outlier], _labels(table)[keep][outlier])
+    ax.set_xlabel("Chronological age (months)")
+    ax.set_ylabel("Predicted brain age (months)")
+    n_missing = int((~keep).sum())
+    title = f"Predicted vs chronological age (n = {int(keep.sum())})"
+    ax.set_title(title + (f"; {n_missing} without age not shown" if n_missing else ""))
+    ax.legend(loc="upper left", frameon=True)
+    return _save_svg(fig, out_file)
+
+
+@_styled
+def plot_bland_altman(table, out_file) -> Path:
+    """Bland–Altman plot of predicted against chronological age.
+
+    x is the mean of predicted and chronological age, y their difference (predicted −
+    chronological, the uncorrected brain-age gap); horizontal lines mark the bias (mean
+    difference) and the 95% limits of agreement, bias ± 1.96 SD (sample SD, ``ddof=1``)
+    (Bland & Altman, Lancet 1986).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Group table (ages in months); ``outlier`` optional.
+    out_file : str or os.PathLike
+        Destination SVG.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_file``.
+    """
+    import seaborn as sns
+
+    fig, ax = _new_figure((5.4, 4.2))
+    chron = table["chronological_age_months"].to_numpy(dtype=float)
+    pred = table["predicted_age_months"].to_numpy(dtype=float)
+    keep = np.isfinite(chron) & np.isfinite(pred)
+    if keep.sum() < 2:
+        _empty(ax, "Bland–Altman needs at least 2 sessions with a chronological age")
+        return _save_svg(fig, out_file)
+
+    mean = (pred[keep] + chron[keep]) / 2.0
+    diff = pred[keep] - chron[keep]
+    outlier = _outliers(table)[keep]
+    bias = float(diff.mean())
+    sd = float(diff.std(ddof=1))
+    sns.scatterplot(
+        x=mean,
+        y=diff,
+        hue=np.where(outlier, "outlier", "inlier"),
+        hue_order=["inlier", "outlier"],
+        palette=_COLORS,
+        ax=ax,
+        s=28,
+    )
+    ax.axhline(bias, color="k", lw=1, label=f"bias {bias:+.2f} mo")
+    for sign in (-1, 1):
+        ax.axhline(
+            bias + sign * 1.96 * sd,
+            color="k",
+            lw=1,
+            ls="--",
+            label="bias ± 1.96 SD" if sign > 0 else None,
+        )
+    ax.axhline(0.0, color="0.5", lw=0.8, ls=":")
+    _annotate(ax, mean[outlier], diff[outlier], _labels(table)[keep][outlier])
+    ax.set_xlabel("Mean of predicted and chronological age (months)")
+    ax.set_ylabel("Predicted − chronological age (months)")
+    ax.set_title(
+        f"Bland–Altman (n = {int(keep.sum())}): limits "
+        f"{bias - 1.96 * sd:+.2f} to {bias + 1.96 * sd:+.2f} mo"
+    )
+    ax.legend(loc="best", frameon=True)
+    return _save_svg(fig, out_file)
+
+
+@_styled
+def plot_gap_distribution(
+    table,
+    out_file,
+    *,
+    column: str = "brain_age_gap_corrected_months",
+    threshold: float | None = None,
+) -> Path:
+    """Distribution of the brain-age gap: histogram, KDE and a rug of the sessions.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Group table; ``outlier`` optional.
+    out_file : str or os.PathLike
+        Destination SVG.
+    column : str
+        Gap column to plot (months), by default the bias-corrected gap.
+    threshold : float, optional
+        Outlier threshold (months); drawn at ± ``threshold`` when finite.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_file``.
+    """
+    import seaborn as sns
+
+    fig, ax = _new_figure((5.4, 3.6))
+    gap = table[column].to_numpy(dtype=float)
+    keep = np.isfinite(gap)
+    if not keep.any():
+        _empty(ax, f"No finite values in {column}")
+        return _save_svg(fig, out_file)
+
+    values = gap[keep]
+    outlier = _outliers(table)[keep]
+    kde = values.size >= 3 and np.ptp(values) > 0
+    sns.histplot(x=values, kde=kde, stat="count", color=_COLORS["inlier"], ax=ax)
+    sns.rugplot(x=values[~outlier], color=_COLORS["inlier"], height=0.04, ax=ax)
+    sns.rugplot(x=values[outlier], color=_COLORS["outlier"], height=0.08, lw=1.5, ax=ax)
+    if threshold is not None and np.isfinite(threshold):
+        for sign in (-1, 1):
+            ax.axvline(
+                sign * threshold,
+                color=_COLORS["outlier"],
+                ls="--",
+                lw=1,
+                label="outlier threshold" if sign > 0 else None,
+            )
+        ax.legend(loc="upper right", frameon=True)
+    y_label = ax.get_ylim()[1] * 0.1
+    _annotate(
+        ax,
+        values[outlier],
+        np.full(int(outlier.sum()), y_label),
+        _labels(table)[keep][outlier],
+        vertical=True,
+    )
+    ax.axvline(0.0, color="k", lw=0.8)
+    pretty = column.replace("_months", "").replace("_", " ")
+    ax.set_xlabel(f"{pretty[0].upper()}{pretty[1:]} (months)")
+    ax.set_ylabel("Sessions")
+    ax.set_title(f"Brain-age gap distribution (n = {values.size})")
+    return _save_svg(fig, out_file)

@@ -1,0 +1,168 @@
+"""Brain-age inference node (PyTorch ensemble + Grad-CAM) and the per-session age table."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    SimpleInterface,
+    TraitedSpec,
+    isdefined,
+    traits,
+)
+
+
+def pick_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible to torch, else ``cpu``."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was given but torch sees no GPU; use --device auto")
+    return device
+
+
+class _InferenceInputSpec(BaseInterfaceInputSpec):
+    model_input = File(exists=True, mandatory=True, desc="npz from NormalizeToReference")
+    volume_ml = traits.Float(mandatory=True, desc="brain volume (ml)")
+    model = traits.Str(mandatory=True, desc="model bundle name or folder")
+    modality = traits.Str("auto", usedefault=True, desc="input configuration or auto")
+    has_t1w = traits.Bool(mandatory=True)
+    has_t2w = traits.Bool(mandatory=True)
+    device = traits.Enum("auto", "cpu", "cuda", usedefault=True, nohash=True)
+    omp_nthreads = traits.Int(1, usedefault=True, nohash=True)
+
+
+class _InferenceOutputSpec(TraitedSpec):
+    prediction = File(exists=True, desc="JSON with the prediction and QC")
+    saliency = File(exists=True, desc="Grad-CAM saliency (0..1) in reference space")
+    configuration = traits.Str(desc="input configuration used")
+
+
+class BrainAgeInference(SimpleInterface):
+    """Run the model ensemble on one session (``model.eval()``, ``torch.no_grad()``)."""
+
+    input_spec = _InferenceInputSpec
+    output_spec = _InferenceOutputSpec
+
+    def _run_interface(self, runtime):
+        import SimpleITK as sitk
+        import torch
+
+        from ..models.bundle import load_bundle
+
+        torch.set_num_threads(max(1, self.inputs.omp_nthreads))
+        bundle = load_bundle(self.inputs.model)
+        config = bundle.choose_configuration(self.inputs.has_t1w, self.inputs.has_t2w, self.inputs.modality)
+        data = np.load(self.inputs.model_input)
+        pred = bundle.predict(data["image"], self.inputs.volume_ml, config,
+                              device=pick_device(self.inputs.device))
+        cwd = Path(runtime.cwd)
+        sal = sitk.GetImageFromArray(pred.pop("saliency"))
+        sal.CopyInformation(bundle.reference_mask())
+        sitk.WriteImage(sal, str(cwd / "saliency_ref.nii.gz"))
+        pred.update(configuration=config, model_name=bundle.name, model_sha256=bundle.sha256,
+                    volume_ml=self.inputs.volume_ml)
+        (cwd / "prediction.json").write_text(json.dumps(pred, indent=1))
+        self._results.update(prediction=str(cwd / "prediction.json"),
+                             saliency=str(cwd / "saliency_ref.nii.gz"), configuration=config)
+        return runtime
+
+
+#: Columns of the per-session table and their descriptions (the JSON sidecar).
+TABLE_COLUMNS = {
+    "participant_id": {"Description": "Participant label with the sub- prefix"},
+    "session_id": {"Description": "Session label with the ses- prefix, n/a without sessions"},
+    "model_configuration": {"Description": "Model input configuration (t1w, t2w, t1w+t2w, ratio, t1w+t2w+ratio)"},
+    "predicted_age_months": {"Description": "Predicted brain age, ensemble mean after calibration", "Units": "months"},
+    "predicted_age_sd_months": {"Description": "Standard deviation of the prediction (ensemble spread plus predicted aleatoric variance)", "Units": "months"},
+    "predicted_age_lower_months": {"Description": "Lower bound of the prediction interval", "Units": "months"},
+    "predicted_age_upper_months": {"Description": "Upper bound of the prediction interval", "Units": "months"},
+    "interval_coverage": {"Description": "Nominal coverage of the prediction interval, calibrated on validation data (0-1)"},
+    "chronological_age_months": {"Description": "Chronological age from scans.tsv, sessions.tsv or participants.tsv (never used by the prediction)", "Units": "months"},
+    "brain_age_gap_months": {"Description": "Brain-age gap (BAG): predicted minus chronological age", "Units": "months"},
+    "brain_volume_ml": {"Description": "Volume of the brain mask in native space", "Units": "ml"},
+    "brain_volume_z": {"Description": "Brain volume z-score against BCP norms at the predicted age"},
+    "qc_out_of_range": {"Description": "true when the input is unlike the 0-24 month training distribution: do not trust the number"},
+    "qc_flags": {"Description": "Semicolon-separated QC messages, or none"},
+    "t1w_t2w_mask_dice": {"Description": "Dice of T1w and T2w brain masks after rigid registration (n/a with one modality); below 0.85 raises a flag"},
+    "normalization_mask_dice": {"Description": "Dice of the normalized brain mask with the reference mask; below 0.85 raises a flag"},
+    "model_name": {"Description": "Model bundle name"},
+    "model_sha256": {"Description": "sha256 of the model bundle's bundle.json"},
+}
+
+QC_DICE_MIN = 0.85
+
+
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+class _TableInputSpec(BaseInterfaceInputSpec):
+    prediction = File(exists=True, mandatory=True)
+    subject = traits.Str(mandatory=True)
+    session = traits.Either(None, traits.Str, usedefault=True)
+    chronological_age = traits.Either(None, traits.Float, usedefault=True, desc="months")
+    t1w_t2w_dice = traits.Either(None, traits.Float, usedefault=True)
+    normalization_dice = traits.Float(mandatory=True)
+    warnings = traits.List(traits.Str, desc="fallbacks applied upstream")
+
+
+class _TableOutputSpec(TraitedSpec):
+    out_file = File(exists=True, desc="one-row TSV")
+    metadata = traits.Dict(desc="column descriptions for the JSON sidecar")
+
+
+class BrainAgeTable(SimpleInterface):
+    """Write the one-row brain-age TSV of a session (columns: :data:`TABLE_COLUMNS`)."""
+
+    input_spec = _TableInputSpec
+    output_spec = _TableOutputSpec
+
+    def _run_interface(self, runtime):
+        pred = json.loads(Path(self.inputs.prediction).read_text())
+        flags = list(pred["flags"])
+        chron = self.inputs.chronological_age
+        d12 = self.inputs.t1w_t2w_dice
+        if d12 is not None and d12 < QC_DICE_MIN:
+            flags.append(f"poor T1w-T2w registration (mask Dice {d12:.2f})")
+        if self.inputs.normalization_dice < QC_DICE_MIN:
+            flags.append(f"poor normalization (mask Dice {self.inputs.normalization_dice:.2f})")
+        if isdefined(self.inputs.warnings):
+            flags.extend(self.inputs.warnings)
+        row = {
+            "participant_id": f"sub-{self.inputs.subject}",
+            "session_id": f"ses-{self.inputs.session}" if self.inputs.session else None,
+            "model_configuration": pred["configuration"],
+            "predicted_age_months": pred["age"],
+            "predicted_age_sd_months": pred["sd"],
+            "predicted_age_lower_months": pred["lower"],
+            "predicted_age_upper_months": pred["upper"],
+            "interval_coverage": pred["coverage"],
+            "chronological_age_months": chron,
+            "brain_age_gap_months": None if chron is None else pred["age"] - chron,
+            "brain_volume_ml": pred["volume_ml"],
+            "brain_volume_z": pred["volume_z"],
+            "qc_out_of_range": bool(pred["out_of_range"]),
+            "qc_flags": "; ".join(f.replace("\t", " ") for f in flags) or "none",
+            "t1w_t2w_mask_dice": d12,
+            "normalization_mask_dice": self.inputs.normalization_dice,
+            "model_name": pred["model_name"],
+            "model_sha256": pred["model_sha256"],
+        }
+        out = Path(runtime.cwd) / "brainage.tsv"
+        out.write_text("\t".join(TABLE_COLUMNS) + "\n" + "\t".join(_fmt(row[c]) for c in TABLE_COLUMNS) + "\n")
+        self._results["out_file"] = str(out)
+        self._results["metadata"] = TABLE_COLUMNS
+        return runtime

@@ -1,0 +1,277 @@
+"""Model bundles: safetensors weights + ``bundle.json`` + the reference brain mask.
+
+A bundle is a folder. ``--model NAME`` looks in ``bids_infantage/data/models/NAME``;
+``--model PATH`` takes a folder with ``bundle.json``. Loading checks the sha256 of every
+file listed in ``files_sha256`` and the tensor shapes, and fails with
+:class:`~bids_infantage.utils.errors.ModelBundleError` naming the file on a mismatch.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ..utils.errors import ModelBundleError
+from .transforms import CONFIGURATIONS, volume_feature
+
+DEFAULT_MODEL = "infantage-default"
+
+
+def resolve_bundle(name_or_path: str | Path | None) -> Path:
+    """Folder of a bundle given its name (package data) or a path.
+
+    Raises
+    ------
+    ModelBundleError
+        When no ``bundle.json`` is found.
+    """
+    from ..utils.data import data_path
+
+    candidate = Path(name_or_path or DEFAULT_MODEL)
+    for folder in (candidate, data_path("models") / str(name_or_path or DEFAULT_MODEL)):
+        if (folder / "bundle.json").is_file():
+            return folder.resolve()
+    raise ModelBundleError(
+        f"model '{name_or_path}': no bundle.json found (looked in {candidate} and the package's "
+        "data/models); pass --model with a bundle folder made by bids-infantage-train."
+    )
+
+
+def _sha256(path: Path) -> str:
+    from .training import sha256
+
+    return sha256(path)
+
+
+class ModelBundle:
+    """A loaded model bundle.
+
+    Parameters
+    ----------
+    folder : Path
+        Bundle folder (see module docstring).
+    verify : bool
+        Check sha256 of every file (default True).
+
+    Attributes
+    ----------
+    meta : dict
+        ``bundle.json``.
+    sha256 : str
+        sha256 of ``bundle.json`` (identifies the model in outputs).
+    """
+
+    def __init__(self, folder: Path, verify: bool = True) -> None:
+        self.folder = Path(folder)
+        meta_path = self.folder / "bundle.json"
+        try:
+            self.meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelBundleError(f"{meta_path}: cannot be read ({exc}); reinstall the model.") from None
+        self.sha256 = _sha256(meta_path)
+        if verify:
+            for name, digest in self.meta.get("files_sha256", {}).items():
+                path = self.folder / name
+                if not path.is_file():
+                    raise ModelBundleError(f"{path}: missing from the model bundle; reinstall it.")
+                if _sha256(path) != digest:
+                    raise ModelBundleError(
+                        f"{path}: sha256 does not match bundle.json (corrupted or replaced); "
+                        "reinstall the package or retrain with bids-infantage-train."
+                    )
+        self._nets: dict = {}
+
+    @property
+    def name(self) -> str:
+        return self.meta["name"]
+
+    @property
+    def reference_mask_path(self) -> Path:
+        return self.folder / self.meta["geometry"]["reference"]
+
+    def reference_mask(self):
+        """Reference brain mask (SimpleITK uint8 image, 64^3 at 3 mm)."""
+        import SimpleITK as sitk
+
+        return sitk.ReadImage(str(self.reference_mask_path), sitk.sitkUInt8)
+
+    def choose_configuration(self, has_t1w: bool, has_t2w: bool, requested: str = "auto") -> str:
+        """Input configuration for the available modalities.
+
+        ``auto``: ``ratio`` when both T1w and T2w exist, else ``t1w`` or ``t2w``.
+
+        Raises
+        ------
+        ModelBundleError
+            The requested configuration needs a missing modality or is not in the bundle.
+        """
+        available = self.meta["configurations"]
+        if requested == "auto":
+            order = ["ratio", "t1w+t2w+ratio", "t1w+t2w", "t2w", "t1w"] if (has_t1w and has_t2w) else (
+                ["t1w"] if has_t1w else ["t2w"])
+            for cfg in order:
+                if cfg in available:
+                    return cfg
+            raise ModelBundleError(f"model {self.name} has no configuration for the available images")
+        needs_t1 = 0 in CONFIGURATIONS[requested] or 2 in CONFIGURATIONS[requested]
+        needs_t2 = 1 in CONFIGURATIONS[requested] or 2 in CONFIGURATIONS[requested]
+        if (needs_t1 and not has_t1w) or (needs_t2 and not has_t2w):
+            raise ModelBundleError(
+                f"--modality {requested} needs {'T1w and T2w' if needs_t1 and needs_t2 else ('T1w' if needs_t1 else 'T2w')}, "
+                "which this session lacks; use --modality auto."
+            )
+        if requested not in available:
+            raise ModelBundleError(f"model {self.name} has no '{requested}' configuration")
+        return requested
+
+    def networks(self, config: str) -> list:
+        """Ensemble members of a configuration (eval mode), loaded once per process."""
+        if config in self._nets:
+            return self._nets[config]
+        import torch
+        from safetensors.torch import load_file
+
+        from .nets.multitask_agenet import MultiTaskAgeNet
+
+        spec = self.meta["configurations"][config]
+        path = self.folder / spec["file"]
+        tensors = load_file(str(path))
+        nets = []
+        for k in range(spec["members"]):
+            net = MultiTaskAgeNet(in_channels=len(spec["channels"]), **self.meta["architecture_kwargs"])
+            prefix = f"member{k}."
+            state = {n[len(prefix):]: t for n, t in tensors.items() if n.startswith(prefix)}
+            try:
+                net.load_state_dict(state, strict=True)
+            except RuntimeError as exc:
+                raise ModelBundleError(
+                    f"{path}: weights do not fit MultiTaskAgeNet ({str(exc).splitlines()[0]}); "
+                    "the bundle was made by another version: retrain it."
+                ) from None
+            net.eval()
+            for p in net.parameters():
+                p.requires_grad_(False)
+            nets.append(net)
+        self._nets[config] = nets
+        return nets
+
+    def volume_norm(self, age_months: float) -> tuple[float, float]:
+        """BCP brain-volume mean and SD (ml) at an age (linear interpolation)."""
+        norms = sorted((float(k), v) for k, v in self.meta["volume_norms_ml"].items())
+        ages = [a for a, _ in norms]
+        return (float(np.interp(age_months, ages, [v[0] for _, v in norms])),
+                float(np.interp(age_months, ages, [v[1] for _, v in norms])))
+
+    def predict(self, image: np.ndarray, volume_ml: float, config: str, *, saliency: bool = True,
+                device: str = "cpu") -> dict:
+        """Brain age of one session.
+
+        Parameters
+        ----------
+        image : ndarray, shape (3, 64, 64, 64)
+            Model input (T1w, T2w, ratio) from
+            :func:`~bids_infantage.models.preprocess.to_reference_space`.
+        volume_ml : float
+            Brain volume in ml (native space).
+        config : str
+            Input configuration.
+        saliency : bool
+            Also compute a Grad-CAM map (Selvaraju et al., ICCV 2017) of member 0.
+
+        Returns
+        -------
+        dict
+            ``age``, ``sd``, ``lower``, ``upper`` (months, calibrated), ``members`` (raw
+            member means), ``feature_distance``, ``volume_z``, ``flags`` (list of str),
+            ``out_of_range`` (bool), ``saliency`` (ndarray (64, 64, 64) in [0, 1] or None).
+        """
+        import torch
+
+        spec = self.meta["configurations"][config]
+        cal = spec["calibration"]
+        nets = self.networks(config)
+        dev = torch.device(device)
+        x = torch.from_numpy(np.ascontiguousarray(image[spec["channels"]], dtype=np.float32))[None].to(dev)
+        s = torch.tensor([[volume_feature(volume_ml)]], dtype=torch.float32, device=dev)
+        means, variances = [], []
+        feats = None
+        with torch.no_grad():
+            for k, net in enumerate(nets):
+                net.to(dev)
+                o1 = net(x, s)
+                o2 = net(torch.flip(x, dims=(4,)), s)
+                means.append(float((o1["age"] + o2["age"]) / 2))
+                variances.append(float((o1["log_var"].exp() + o2["log_var"].exp()) / 2))
+                if k == 0:
+                    feats = o1["features"][0].cpu().numpy()
+        means_a = np.asarray(means)
+        raw = float(means_a.mean())
+        slope, intercept = cal["slope"], cal["intercept"]
+        age = intercept + slope * raw
+        sd = float(np.sqrt(np.mean(variances) + means_a.var()) * abs(slope))
+        half = cal["interval_z"] * sd
+        mu = np.asarray(cal["feature_mean"])
+        icov = np.asarray(cal["feature_icov"])
+        dist = float(np.sqrt((feats - mu) @ icov @ (feats - mu)))
+        lo_age, hi_age = self.meta["age_range_months"]
+        v_mean, v_sd = self.volume_norm(float(np.clip(age, lo_age, hi_age)))
+        volume_z = (volume_ml - v_mean) / v_sd
+        v_hi = max(m + 3 * s_ for m, s_ in self.meta["volume_norms_ml"].values())
+        v_lo = min(m - 3 * s_ for m, s_ in self.meta["volume_norms_ml"].values())
+        flags, oor = [], False
+        if dist > cal["feature_distance_threshold"]:
+            flags.append(f"image unlike the training data (feature distance {dist:.1f} > "
+                         f"{cal['feature_distance_threshold']:.1f})")
+            oor = True
+        if age > hi_age + 2 or age < lo_age - 2:
+            flags.append(f"predicted age {age:.1f} months outside the model range {lo_age:g}-{hi_age:g}")
+            oor = True
+        if volume_ml > v_hi or volume_ml < v_lo:
+            flags.append(f"brain volume {volume_ml:.0f} ml outside the 0-24 month norms "
+                         f"({v_lo:.0f}-{v_hi:.0f} ml)")
+            oor = True
+        if sd > cal["sd_threshold_months"]:
+            flags.append(f"ensemble uncertainty high (SD {sd:.1f} months)")
+        sal = self._grad_cam(nets[0], x, s) if saliency else None
+        return {
+            "age": float(age), "sd": sd, "lower": float(age - half), "upper": float(age + half),
+            "coverage": cal["interval_coverage"], "members": means, "raw_age": raw,
+            "feature_distance": dist, "volume_z": float(volume_z), "flags": flags,
+            "out_of_range": oor, "saliency": sal,
+        }
+
+    @staticmethod
+    def _grad_cam(net, x, s) -> np.ndarray:
+        """Grad-CAM of the age output on the third encoder stage (8^3), upsampled to 64^3."""
+        import torch
+        import torch.nn.functional as F
+
+        acts = {}
+
+        def hook(_module, _inp, out):
+            out.retain_grad()
+            acts["a"] = out
+
+        handle = net.stage3.register_forward_hook(hook)
+        try:
+            with torch.enable_grad():
+                xg = x.clone().requires_grad_(True)
+                out = net(xg, s)
+                out["age"].sum().backward()
+        finally:
+            handle.remove()
+        a = acts["a"]
+        weights = a.grad.mean(dim=(2, 3, 4), keepdim=True)
+        cam = F.relu((weights * a).sum(1, keepdim=True))
+        cam = F.interpolate(cam, size=x.shape[2:], mode="trilinear", align_corners=False)[0, 0]
+        cam = cam.detach().cpu().numpy() * (x[0].abs().sum(0).cpu().numpy() > 0)
+        peak = cam.max()
+        return (cam / peak).astype(np.float32) if peak > 0 else cam.astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def load_bundle(name_or_path: str | None = None, verify: bool = True) -> ModelBundle:
+    """Load (once per process) the bundle named or at the given path."""
+    return ModelBundle(resolve_bundle(name_or_path), verify=verify)

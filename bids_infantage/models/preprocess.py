@@ -1,0 +1,94 @@
+"""The one preprocessing path shared by training and inference.
+
+Real inputs go through it as Nipype nodes (``workflows/anatomical.py``); synthetic training
+samples go through :func:`preprocess_session`, which calls the very same functions in the
+same order: brain mask -> N4 -> rigid T1w->T2w -> affine normalization of the brain mask to
+the reference -> resampling to the 3 mm reference grid -> intensity standardization and
+T1w/T2w ratio (:class:`~bids_infantage.models.transforms.ModelInputd`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..interfaces.brainmask import brain_volume_ml, mask_from_skull_stripped
+from ..interfaces.n4 import n4_correct
+from ..interfaces.registration import (
+    register_mask_to_reference,
+    register_rigid_t1w_to_t2w,
+    resample_like,
+)
+from .transforms import ModelInputd
+
+
+def to_reference_space(t1w, t2w, mask, reference_mask, transform, extra=None) -> dict:
+    """Resample anatomical-space images to the reference grid and build the model input.
+
+    Parameters
+    ----------
+    t1w, t2w : SimpleITK.Image or None
+        Bias-corrected images in the anatomical reference space (T2w space when T2w exists).
+    mask : SimpleITK.Image
+        Brain mask in the same space.
+    reference_mask : SimpleITK.Image
+        Model reference mask (defines the grid, 64^3 at 3 mm).
+    transform : SimpleITK.Transform
+        Reference points -> anatomical points (from :func:`register_mask_to_reference`).
+    extra : dict of name -> SimpleITK.Image, optional
+        More images to resample linearly (e.g. a white-matter probability map in training).
+
+    Returns
+    -------
+    dict
+        ``image``: float32 (3, X, Y, Z) [T1w, T2w, ratio]; ``mask``: uint8 (X, Y, Z);
+        plus one float32 (X, Y, Z) array per ``extra`` entry. Arrays are in SimpleITK's
+        (z, y, x) index order.
+    """
+    import SimpleITK as sitk
+
+    def arr(img):
+        return None if img is None else sitk.GetArrayFromImage(resample_like(img, reference_mask, transform))
+
+    mask_ref = arr(sitk.Cast(mask > 0, sitk.sitkFloat32)) > 0.5
+    out = ModelInputd()({"T1w": arr(t1w), "T2w": arr(t2w), "mask": mask_ref})
+    out["mask"] = mask_ref.astype(np.uint8)
+    for name, img in (extra or {}).items():
+        out[name] = arr(img).astype(np.float32)
+    return out
+
+
+def preprocess_session(t1w=None, t2w=None, *, reference_mask, extra=None) -> dict:
+    """Run the full preprocessing on skull-stripped SimpleITK images (training path).
+
+    Parameters
+    ----------
+    t1w, t2w : SimpleITK.Image or None
+        Skull-stripped images (at least one), RAS, any grid (mm).
+    reference_mask : SimpleITK.Image
+        Model reference mask.
+    extra : dict, optional
+        Images on the T2w grid (or T1w grid when T2w is absent) to carry to reference space.
+
+    Returns
+    -------
+    dict
+        As :func:`to_reference_space`, plus ``volume_ml`` (float, brain volume in ml),
+        ``mask_dice`` (normalization QC) and ``t1w_t2w_mi`` (registration metric or nan).
+    """
+    if t1w is None and t2w is None:
+        raise ValueError("preprocess_session needs T1w or T2w")
+    anat = t2w if t2w is not None else t1w
+    anat_mask = mask_from_skull_stripped(anat)
+    t1c = t2c = None
+    mi = float("nan")
+    if t2w is not None:
+        t2c, _ = n4_correct(t2w, anat_mask)
+    if t1w is not None:
+        t1_mask = mask_from_skull_stripped(t1w) if t2w is not None else anat_mask
+        t1c, _ = n4_correct(t1w, t1_mask)
+        if t2w is not None:
+            xfm, mi = register_rigid_t1w_to_t2w(t2c, t1c, anat_mask)
+            t1c = resample_like(t1c, t2c, xfm, antialias=False)
+    ref_xfm, dice = register_mask_to_reference(anat_mask, reference_mask)
+    out = to_reference_space(t1c, t2c, anat_mask, reference_mask, ref_xfm, extra=extra)
+    out.update(volume_ml=brain_volume_ml(anat_mask), mask_dice=dice, t1w_t2w_mi=mi)
+    return out

@@ -1,0 +1,352 @@
+"""Training of the default model bundle from ``../shared`` (one command: ``bids-infantage-train``).
+
+Steps (all cached in ``--cache-dir``, so an interrupted run resumes):
+
+1. reference mask and synthesis atlas from the BMEXInfant templates
+   (:mod:`bids_infantage.models.synthesis`);
+2. synthetic training and validation cohorts passed through the shared preprocessing
+   (:mod:`bids_infantage.models.dataset`);
+3. for each input configuration, an ensemble of :class:`MultiTaskAgeNet` members;
+4. calibration on the validation cohort: a linear correction of the ensemble mean (counters
+   regression toward the middle of the age range), a scale for the prediction interval, and
+   feature statistics for the out-of-distribution check;
+5. the bundle: safetensors weights + ``bundle.json`` (with sha256 of every file) +
+   ``reference_mask.nii.gz``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .transforms import CONFIGURATIONS, volume_feature
+
+LOGGER = logging.getLogger("bids_infantage.training")
+
+DEFAULTS = {
+    "n_train": 512,
+    "n_val": 96,
+    "seed_train": 1,
+    "seed_val": 2,
+    "epochs": 16,
+    "batch_size": 8,
+    "lr": 2e-3,
+    "members": 2,
+    "channels": [12, 24, 48, 64],
+    "loss_weights": {"l1": 1.0, "nll": 0.2, "seg": 0.3, "recon": 0.3},
+}
+
+
+def _augment(x, vol, rng):
+    """On-the-fly augmentation of a batch (numpy): L-R flip, shift, per-channel gamma and
+    scale, noise, brain-volume jitter (+-3%)."""
+    x = x.copy()
+    for i in range(x.shape[0]):
+        if rng.random() < 0.5:
+            x[i] = x[i][..., ::-1]  # last array axis is x (left-right) in SimpleITK order
+        shift = rng.integers(-2, 3, size=3)
+        x[i] = np.roll(x[i], tuple(shift), axis=(1, 2, 3))
+        for c in range(x.shape[1]):
+            m = x[i, c] > 0
+            x[i, c][m] = np.clip(x[i, c][m], 0, None) ** np.exp(rng.normal(0, 0.08)) * rng.uniform(0.92, 1.08)
+        x[i] += (rng.normal(0, rng.uniform(0, 0.03), x[i].shape) * (x[i] > 0)).astype(x.dtype)
+    vol = vol * np.exp(rng.normal(0, 0.03, vol.shape))
+    return np.ascontiguousarray(x), vol
+
+
+def _batch_tensors(images, vols, idx, channels, rng=None):
+    import torch
+
+    x = images[idx][:, channels].astype(np.float32)
+    v = vols[idx].astype(np.float64)
+    if rng is not None:
+        x, v = _augment(x, v, rng)
+    s = np.asarray([[volume_feature(a)] for a in v], np.float32)
+    return torch.from_numpy(x), torch.from_numpy(s)
+
+
+def train_member(data, config: str, seed: int, *, epochs: int, batch_size: int, lr: float,
+                 channels, loss_weights, log=None):
+    """Train one ensemble member.
+
+    Parameters
+    ----------
+    data : dict
+        From :func:`~bids_infantage.models.dataset.load_cohort`.
+    config : str
+        Input configuration (key of :data:`CONFIGURATIONS`).
+
+    Returns
+    -------
+    MultiTaskAgeNet
+        Trained network (eval mode).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from .nets.multitask_agenet import MultiTaskAgeNet
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    chans = list(CONFIGURATIONS[config])
+    net = MultiTaskAgeNet(in_channels=len(chans), channels=channels)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    n = len(data["age"])
+    steps = epochs * (n // batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
+    wm = torch.from_numpy(data["wm"].astype(np.float32))[:, None]
+    wm_small = F.avg_pool3d(wm, 4)
+    ages = torch.from_numpy(data["age"].astype(np.float32))
+    step = 0
+    for epoch in range(epochs):
+        net.train()
+        order = rng.permutation(n)
+        tot = 0.0
+        for b in range(n // batch_size):
+            idx = np.sort(order[b * batch_size:(b + 1) * batch_size])
+            x, s = _batch_tensors(data["image"], data["volume_ml"], idx, chans, rng)
+            out = net(x, s)
+            y = ages[idx]
+            var = out["log_var"].exp()
+            loss = (
+                loss_weights["l1"] * F.l1_loss(out["age"], y)
+                + loss_weights["nll"] * F.gaussian_nll_loss(out["age"], y, var)
+                + loss_weights["seg"] * F.binary_cross_entropy_with_logits(out["seg"], wm_small[idx])
+                + loss_weights["recon"] * F.mse_loss(out["recon"], F.avg_pool3d(x, 4))
+            )
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            tot += float(loss)
+        msg = f"{config} seed {seed} epoch {epoch + 1}/{epochs} loss {tot / (n // batch_size):.3f}"
+        LOGGER.info(msg)
+        if log:
+            log.write(msg + "\n")
+            log.flush()
+    net.eval()
+    return net
+
+
+def predict_members(nets, data, config: str, batch_size: int = 16, flip_tta: bool = True):
+    """Raw predictions of each member.
+
+    Returns
+    -------
+    mean : ndarray (M, N) months; var : ndarray (M, N) months^2; feats : ndarray (N, F) of
+    member 0.
+    """
+    import torch
+
+    chans = list(CONFIGURATIONS[config])
+    n = len(data["volume_ml"])
+    means, vars_, feats = [], [], []
+    with torch.no_grad():
+        for k, net in enumerate(nets):
+            mu, va = [], []
+            for b in range(0, n, batch_size):
+                idx = np.arange(b, min(n, b + batch_size))
+                x, s = _batch_tensors(data["image"], data["volume_ml"], idx, chans)
+                o = net(x, s)
+                m, v = o["age"], o["log_var"].exp()
+                if flip_tta:
+                    o2 = net(torch.flip(x, dims=(4,)), s)
+                    m, v = (m + o2["age"]) / 2, (v + o2["log_var"].exp()) / 2
+                mu.append(m.numpy())
+                va.append(v.numpy())
+                if k == 0:
+                    feats.append(o["features"].numpy())
+            means.append(np.concatenate(mu))
+            vars_.append(np.concatenate(va))
+    return np.stack(means), np.stack(vars_), np.concatenate(feats)
+
+
+def calibrate(means, vars_, feats, ages, coverage: float = 0.9) -> dict:
+    """Calibration on validation data.
+
+    * ``slope``/``intercept``: least-squares fit of true age on the ensemble mean
+      (``age = intercept + slope * mean``), which undoes regression toward the mean;
+    * ``interval_z``: the quantile of ``|error| / sd`` at ``coverage`` (prediction interval
+      half-width = ``interval_z * sd``);
+    * feature mean, inverse covariance (shrinkage) and a Mahalanobis-distance threshold (the
+      99th percentile on validation, times 2) for the out-of-distribution flag.
+    """
+    ens = means.mean(0)
+    A = np.stack([np.ones_like(ens), ens], 1)
+    intercept, slope = np.linalg.lstsq(A, ages, rcond=None)[0]
+    cal = intercept + slope * ens
+    sd = np.sqrt(vars_.mean(0) + means.var(0)) * abs(slope)
+    z = np.abs(cal - ages) / sd
+    mu = feats.mean(0)
+    cov = np.cov(feats, rowvar=False)
+    cov = 0.9 * cov + 0.1 * np.eye(len(mu)) * np.trace(cov) / len(mu)
+    icov = np.linalg.inv(cov)
+    d = np.sqrt(np.einsum("ni,ij,nj->n", feats - mu, icov, feats - mu))
+    return {
+        "slope": float(slope),
+        "intercept": float(intercept),
+        "interval_coverage": coverage,
+        "interval_z": float(np.quantile(z, coverage)),
+        "feature_mean": mu.tolist(),
+        "feature_icov": icov.tolist(),
+        "feature_distance_threshold": float(np.quantile(d, 0.99) * 2.0),
+        "sd_threshold_months": float(np.quantile(sd, 0.99) * 1.5),
+        "val_mae_months": float(np.mean(np.abs(cal - ages))),
+        "val_mae_uncalibrated_months": float(np.mean(np.abs(ens - ages))),
+        "val_interval_coverage": float(np.mean(z <= np.quantile(z, coverage))),
+    }
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_config_weights(nets, path: Path) -> None:
+    """All members of one configuration in one safetensors file (``member{k}.<param>``)."""
+    from safetensors.torch import save_file
+
+    tensors = {}
+    for k, net in enumerate(nets):
+        for name, t in net.state_dict().items():
+            tensors[f"member{k}.{name}"] = t.contiguous()
+    save_file(tensors, str(path), metadata={"members": str(len(nets))})
+
+
+def build_data(cache: Path, shared: Path, settings: dict, nprocs: int) -> tuple[dict, dict]:
+    """Reference, atlas and the synthetic cohorts (cached)."""
+    import SimpleITK as sitk
+
+    from .dataset import generate_cohort, load_cohort
+    from .synthesis import Atlas, build_atlas, build_reference_mask
+
+    cache.mkdir(parents=True, exist_ok=True)
+    tf_home = shared / "templateflow"
+    ref_path = cache / "ref.nii.gz"
+    atlas_path = cache / "atlas.npz"
+    if not ref_path.exists():
+        sitk.WriteImage(build_reference_mask(tf_home), str(ref_path))
+    if not atlas_path.exists():
+        build_atlas(tf_home, sitk.ReadImage(str(ref_path))).save(atlas_path)
+    kw = dict(atlas_path=atlas_path, reference_path=ref_path,
+              masks_tsv=shared / "bcp-brainmasks" / "masks.tsv", nprocs=nprocs)
+    val = generate_cohort(cache / "val", n=settings["n_val"], seed=settings["seed_val"], **kw)
+    train = generate_cohort(cache / "train", n=settings["n_train"], seed=settings["seed_train"], **kw)
+    return load_cohort(train), load_cohort(val)
+
+
+def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings: dict,
+                 nprocs: int = 2, name: str = "infantage-default") -> dict:
+    """Train every configuration and write the bundle to ``out_dir``. Returns bundle.json."""
+    import shutil
+
+    import torch
+
+    from .. import __version__
+
+    t0 = time.time()
+    torch.set_num_threads(max(1, nprocs))
+    train, val = build_data(cache, shared, settings, nprocs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = open(out_dir / "training.log", "a")
+    members = {}
+    for config in configs:
+        tc = time.time()
+        nets = [
+            train_member(train, config, seed=1000 * (i + 1) + len(config), epochs=settings["epochs"],
+                         batch_size=settings["batch_size"], lr=settings["lr"],
+                         channels=settings["channels"], loss_weights=settings["loss_weights"], log=log)
+            for i in range(settings["members"])
+        ]
+        means, vars_, feats = predict_members(nets, val, config)
+        cal = calibrate(means, vars_, feats, val["age"])
+        save_config_weights(nets, out_dir / f"{config}.safetensors")
+        members[config] = {
+            "file": f"{config}.safetensors",
+            "members": len(nets),
+            "channels": list(CONFIGURATIONS[config]),
+            "calibration": cal,
+            "training_seconds": round(time.time() - tc, 1),
+        }
+        msg = (f"{config}: validation MAE {cal['val_mae_months']:.2f} months "
+               f"(uncalibrated {cal['val_mae_uncalibrated_months']:.2f}), "
+               f"slope {cal['slope']:.3f}, {time.time() - tc:.0f} s")
+        LOGGER.info(msg)
+        log.write(msg + "\n")
+        log.flush()
+    shutil.copy(cache / "ref.nii.gz", out_dir / "reference_mask.nii.gz")
+    files = {p.name: sha256(p) for p in sorted(out_dir.iterdir())
+             if p.suffix in (".safetensors", ".gz")}
+    from .synthesis import read_bcp_volumes
+
+    vols = read_bcp_volumes(shared / "bcp-brainmasks" / "masks.tsv")
+    bundle = {
+        "name": name,
+        "version": __version__,
+        "architecture": "MultiTaskAgeNet",
+        "architecture_kwargs": {"channels": settings["channels"]},
+        "geometry": {"shape": [64, 64, 64], "spacing_mm": 3.0, "reference": "reference_mask.nii.gz"},
+        "normalization": {"intensity": "p99 in brain mask, clip [0, 1.5]",
+                          "ratio": "T1w / max(T2w, 0.05), clip [0, 4]",
+                          "volume_feature": "log(volume_ml / 900)"},
+        "age_range_months": [0.0, 24.0],
+        "volume_norms_ml": {str(k): [float(v.mean()), float(v.std(ddof=1))] for k, v in vols.items()},
+        "configurations": members,
+        "files_sha256": files,
+        "training": {
+            "settings": settings,
+            "data": {
+                "templates": "tpl-BMEXInfant cohorts 1-5 (0, 6, 9, 12, 24 months), MIT, "
+                             "DBC-Lab/Brain_MRI_Enhancement b47e31f",
+                "brain_volumes": "206 BCP brain masks (masks.tsv), MIT",
+                "synthesis": "bids_infantage.models.synthesis",
+            },
+            "seconds": round(time.time() - t0, 1),
+            "torch": torch.__version__,
+        },
+    }
+    (out_dir / "bundle.json").write_text(json.dumps(bundle, indent=1))
+    log.close()
+    return bundle
+
+
+def main(argv=None) -> int:
+    """Console script ``bids-infantage-train``."""
+    from ..utils.data import data_path
+
+    parser = argparse.ArgumentParser(
+        prog="bids-infantage-train",
+        description="Reproduce the default model bundle from the shared templates and masks.",
+    )
+    parser.add_argument("--shared", type=Path, default=Path("../shared"),
+                        help="folder with templateflow/ and bcp-brainmasks/ (default ../shared)")
+    parser.add_argument("--cache-dir", type=Path, default=Path("training-cache"))
+    parser.add_argument("--out", type=Path, default=data_path("models") / "infantage-default")
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGURATIONS),
+                        choices=list(CONFIGURATIONS))
+    parser.add_argument("--nprocs", type=int, default=os.cpu_count() or 1)
+    for key in ("n_train", "n_val", "epochs", "members"):
+        parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=DEFAULTS[key])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    settings = dict(DEFAULTS)
+    settings.update({k: getattr(args, k) for k in ("n_train", "n_val", "epochs", "members")})
+    bundle = train_bundle(args.out, args.cache_dir, args.shared, configs=args.configs,
+                          settings=settings, nprocs=args.nprocs)
+    print(json.dumps({c: v["calibration"]["val_mae_months"]
+                      for c, v in bundle["configurations"].items()}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""Intensity standardization and the T1w/T2w ratio (MONAI style: array transform + dict wrapper).
+
+These run on images already in the model's reference space (64^3 voxels of 3 mm), in
+training and at inference alike.
+"""
+from __future__ import annotations
+
+from typing import Hashable, Mapping, Sequence
+
+import numpy as np
+
+#: channel order of the model input stack
+CHANNELS = ("T1w", "T2w", "ratio")
+
+
+class StandardizeIntensity:
+    """Divide an image by its 99th percentile inside the brain mask; 0 outside; clip to [0, 1.5].
+
+    Intensities of clinical MRI carry no absolute calibration; a robust upper percentile puts
+    every scan on a common scale while keeping the white/grey-matter contrast that encodes
+    myelination.
+
+    Args:
+        percentile: percentile (0-100) inside the mask that maps to 1.0.
+
+    Examples:
+        >>> import numpy as np
+        >>> img = np.arange(8, dtype=np.float32).reshape(2, 2, 2); mask = img > 0
+        >>> out = StandardizeIntensity(percentile=100)(img, mask)
+        >>> float(out.max()), float(out[0, 0, 0])
+        (1.0, 0.0)
+    """
+
+    def __init__(self, percentile: float = 99.0, clip: float = 1.5) -> None:
+        self.percentile = percentile
+        self.clip = clip
+
+    def __call__(self, img: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """img, mask: arrays of shape (X, Y, Z); returns float32 (X, Y, Z)."""
+        mask = mask > 0
+        vals = img[mask]
+        scale = float(np.percentile(vals, self.percentile)) if vals.size else 0.0
+        if scale <= 0:
+            return np.zeros_like(img, dtype=np.float32)
+        out = np.clip(img / scale, 0, self.clip) * mask
+        return out.astype(np.float32)
+
+
+class T1wT2wRatio:
+    """T1w/T2w ratio map (Glasser & Van Essen, J Neurosci 2011) of standardized images.
+
+    ``ratio = T1w / max(T2w, floor)`` inside the mask, clipped to [0, clip], 0 outside.
+    Myelinating white matter is T1w-bright and T2w-dark, so the ratio amplifies its contrast
+    (Park, Choi & Gho, JMRI 2026: the best single input for infant brain age).
+
+    Examples:
+        >>> import numpy as np
+        >>> t1 = np.full((2, 2, 2), 0.8, np.float32); t2 = np.full((2, 2, 2), 0.4, np.float32)
+        >>> float(T1wT2wRatio()(t1, t2, t1 > 0)[0, 0, 0])
+        2.0
+    """
+
+    def __init__(self, floor: float = 0.05, clip: float = 4.0) -> None:
+        self.floor = floor
+        self.clip = clip
+
+    def __call__(self, t1w: np.ndarray, t2w: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """t1w, t2w, mask: (X, Y, Z) standardized images; returns float32 (X, Y, Z)."""
+        ratio = t1w / np.maximum(t2w, self.floor)
+        return (np.clip(ratio, 0, self.clip) * (mask > 0)).astype(np.float32)
+
+
+class ModelInputd:
+    """Dictionary transform: ``{"T1w", "T2w", "mask"}`` (reference space) -> ``"image"`` stack.
+
+    Missing modalities (None) give zero channels; the ratio needs both.
+
+    Args:
+        keys: names of the T1w, T2w and mask entries.
+
+    Returns a copy of the dict with ``"image"``: float32 array (3, X, Y, Z) in
+    :data:`CHANNELS` order.
+    """
+
+    def __init__(self, keys: Sequence[Hashable] = ("T1w", "T2w", "mask")) -> None:
+        self.keys = keys
+        self.standardize = StandardizeIntensity()
+        self.ratio = T1wT2wRatio()
+
+    def __call__(self, data: Mapping) -> dict:
+        k1, k2, km = self.keys
+        mask = np.asarray(data[km]) > 0
+        zeros = np.zeros(mask.shape, np.float32)
+        t1 = self.standardize(np.asarray(data[k1]), mask) if data.get(k1) is not None else None
+        t2 = self.standardize(np.asarray(data[k2]), mask) if data.get(k2) is not None else None
+        ratio = self.ratio(t1, t2, mask) if t1 is not None and t2 is not None else zeros
+        out = dict(data)
+        out["image"] = np.stack([t1 if t1 is not None else zeros, t2 if t2 is not None else zeros, ratio])
+        return out
+
+
+#: model input configurations -> channel indices into :data:`CHANNELS`
+CONFIGURATIONS = {
+    "t1w": (0,),
+    "t2w": (1,),
+    "t1w+t2w": (0, 1),
+    "ratio": (2,),
+    "t1w+t2w+ratio": (0, 1, 2),
+}
+
+
+def volume_feature(volume_ml: float) -> float:
+    """Scalar brain-size input of the network: ``log(volume_ml / 900)`` (volume in ml)."""
+    return float(np.log(max(volume_ml, 1.0) / 900.0))

@@ -1,0 +1,116 @@
+"""Anatomical preprocessing: validation, brain mask, N4, rigid T1w->T2w, T1w/T2w ratio."""
+from __future__ import annotations
+
+
+def init_anat_preproc_wf(*, has_t1w: bool, has_t2w: bool, skull_strip: str = "auto",
+                         name: str = "anat_preproc_wf"):
+    """Preprocess the T1w and/or T2w of one session into the anatomical space.
+
+    The anatomical space is the T2w's when a T2w exists (the T1w is registered to it), else
+    the T1w's.
+
+    Parameters
+    ----------
+    has_t1w, has_t2w : bool
+        Which images the session has (at least one).
+    skull_strip : {"auto", "skip", "force"}
+
+    Inputs
+    ------
+    t1w, t2w : str
+        BIDS files.
+    t1w_mask, t2w_mask : str
+        Optional precomputed brain masks (``--derivatives``).
+
+    Outputs
+    -------
+    t1w_preproc, t2w_preproc
+        Bias-corrected brains in the anatomical space.
+    t1w_before
+        T1w on the T2w grid before registration (report).
+    anat_preproc, anat_mask, bias_field
+        The anatomical reference image, its brain mask and N4 field.
+    volume_ml
+        Brain volume (ml).
+    t1w_t2w_xfm, t1w_t2w_dice
+        Rigid transform (ITK) and mask Dice (None with one modality).
+    ratio
+        T1w/T2w ratio map (both modalities only).
+    warnings
+        Fallbacks applied to the inputs.
+    """
+    from nipype.interfaces import utility as niu
+    from nipype.pipeline import engine as pe
+
+    from ..interfaces.brainmask import BrainMask
+    from ..interfaces.images import ValidateImage
+    from ..interfaces.n4 import N4BiasFieldCorrection
+    from ..interfaces.normalization import T1wT2wRatioMap
+    from ..interfaces.registration import RigidT1wToT2w
+
+    workflow = pe.Workflow(name=name)
+    workflow.__desc__ = (
+        "Images were reoriented to RAS and checked; the brain mask was taken from the "
+        "skull-stripped input; intensity non-uniformity was corrected with N4 (SimpleITK)"
+        + ("; the T1w image was registered to the T2w image with a rigid (6 degrees of freedom) "
+           "transform maximizing Mattes mutual information, and the T1w/T2w ratio computed."
+           if has_t1w and has_t2w else ".")
+    )
+    inputnode = pe.Node(niu.IdentityInterface(fields=["t1w", "t2w", "t1w_mask", "t2w_mask"]),
+                        name="inputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=[
+        "t1w_preproc", "t2w_preproc", "t1w_before", "anat_preproc", "anat_mask", "bias_field",
+        "volume_ml", "t1w_t2w_xfm", "t1w_t2w_dice", "ratio", "warnings"]), name="outputnode")
+    merge_warn = pe.Node(niu.Merge(2), name="merge_warnings")
+    flatten = pe.Node(niu.Function(function=_flatten, output_names=["out"]), name="flatten_warnings")
+    workflow.connect([(merge_warn, flatten, [("out", "in_lists")]),
+                      (flatten, outputnode, [("out", "warnings")])])
+    n4 = {}
+    masks = {}
+    for k, (mod, present) in enumerate((("t1w", has_t1w), ("t2w", has_t2w))):
+        if not present:
+            continue
+        val = pe.Node(ValidateImage(), name=f"validate_{mod}")
+        mask = pe.Node(BrainMask(skull_strip=skull_strip), name=f"brain_mask_{mod}")
+        n4[mod] = pe.Node(N4BiasFieldCorrection(), name=f"n4_{mod}")
+        masks[mod] = mask
+        workflow.connect([
+            (inputnode, val, [(mod, "in_file")]),
+            (inputnode, mask, [(mod, "source_file"), (f"{mod}_mask", "mask_file")]),
+            (val, mask, [("out_file", "in_file")]),
+            (val, n4[mod], [("out_file", "in_file")]),
+            (mask, n4[mod], [("out_mask", "mask_file")]),
+            (val, merge_warn, [("warnings", f"in{k + 1}")]),
+        ])
+    anat = "t2w" if has_t2w else "t1w"
+    workflow.connect([
+        (n4[anat], outputnode, [("out_file", "anat_preproc"), ("bias_field", "bias_field"),
+                                ("out_file", f"{anat}_preproc")]),
+        (masks[anat], outputnode, [("out_mask", "anat_mask"), ("volume_ml", "volume_ml")]),
+    ])
+    if has_t1w and has_t2w:
+        rigid = pe.Node(RigidT1wToT2w(), name="rigid_t1w_to_t2w")
+        ratio = pe.Node(T1wT2wRatioMap(), name="t1w_t2w_ratio")
+        workflow.connect([
+            (n4["t2w"], rigid, [("out_file", "fixed_file")]),
+            (n4["t1w"], rigid, [("out_file", "moving_file")]),
+            (masks["t2w"], rigid, [("out_mask", "fixed_mask")]),
+            (masks["t1w"], rigid, [("out_mask", "moving_mask")]),
+            (rigid, outputnode, [("out_file", "t1w_preproc"), ("out_before", "t1w_before"),
+                                 ("out_xfm", "t1w_t2w_xfm"), ("mask_dice", "t1w_t2w_dice")]),
+            (rigid, ratio, [("out_file", "t1w_file")]),
+            (n4["t2w"], ratio, [("out_file", "t2w_file")]),
+            (masks["t2w"], ratio, [("out_mask", "mask_file")]),
+            (ratio, outputnode, [("out_file", "ratio")]),
+        ])
+    else:
+        outputnode.inputs.t1w_t2w_dice = None
+    if not has_t1w:
+        merge_warn.inputs.in1 = []
+    if not has_t2w:
+        merge_warn.inputs.in2 = []
+    return workflow
+
+
+def _flatten(in_lists):
+    return [w for sub in in_lists for w in (sub or [])]

@@ -1,0 +1,82 @@
+"""Normalization to the model reference, brain-age inference and the age table."""
+from __future__ import annotations
+
+
+def init_inference_wf(*, model: str, modality: str, has_t1w: bool, has_t2w: bool,
+                      device: str = "auto", omp_nthreads: int = 1, name: str = "inference_wf"):
+    """Brain age of one session from its preprocessed images.
+
+    Parameters
+    ----------
+    model : str
+        Model bundle name or folder.
+    modality : str
+        Input configuration (``auto`` or one of t1w, t2w, t1w+t2w, ratio, t1w+t2w+ratio).
+    has_t1w, has_t2w : bool
+    device : {"auto", "cpu", "cuda"}
+    omp_nthreads : int
+
+    Inputs
+    ------
+    t1w_preproc, t2w_preproc, anat_preproc, anat_mask, volume_ml, t1w_t2w_dice
+        From :func:`~bids_infantage.workflows.anatomical.init_anat_preproc_wf`.
+    subject, session, chronological_age, warnings
+
+    Outputs
+    -------
+    table, table_meta
+        One-row TSV and its column descriptions.
+    saliency_anat, saliency_ref
+        Grad-CAM saliency in anatomical and reference space.
+    anat_ref, ratio_ref, anat2ref_xfm, normalization_dice, prediction, configuration
+    """
+    from nipype.interfaces import utility as niu
+    from nipype.pipeline import engine as pe
+
+    from ..interfaces.inference import BrainAgeInference, BrainAgeTable
+    from ..interfaces.normalization import NormalizeToReference, ReferenceToAnat
+
+    workflow = pe.Workflow(name=name)
+    workflow.__desc__ = (
+        "The brain mask was normalized to the model's reference brain mask with an affine "
+        "transform (mean squares of smoothed masks, SimpleITK), images were resampled to the "
+        "3 mm reference grid and standardized, and brain age was predicted by an ensemble of "
+        "multi-task 3D CNNs (after Park, Choi & Gho, JMRI 2026) given the images and the brain "
+        "volume, with a calibrated prediction interval and a Grad-CAM saliency map."
+    )
+    inputnode = pe.Node(niu.IdentityInterface(fields=[
+        "t1w_preproc", "t2w_preproc", "anat_preproc", "anat_mask", "volume_ml", "t1w_t2w_dice",
+        "subject", "session", "chronological_age", "warnings"]), name="inputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=[
+        "table", "table_meta", "saliency_anat", "saliency_ref", "anat_ref", "ratio_ref",
+        "anat2ref_xfm", "normalization_dice", "prediction", "configuration"]), name="outputnode")
+    normalize = pe.Node(NormalizeToReference(model=model), name="normalize_to_reference")
+    infer = pe.Node(BrainAgeInference(model=model, modality=modality, has_t1w=has_t1w,
+                                      has_t2w=has_t2w, device=device, omp_nthreads=omp_nthreads),
+                    name="brain_age", n_procs=omp_nthreads)
+    sal2anat = pe.Node(ReferenceToAnat(), name="saliency_to_anat")
+    table = pe.Node(BrainAgeTable(), name="brain_age_table")
+    if has_t1w:
+        workflow.connect(inputnode, "t1w_preproc", normalize, "t1w_file")
+    if has_t2w:
+        workflow.connect(inputnode, "t2w_preproc", normalize, "t2w_file")
+    workflow.connect([
+        (inputnode, normalize, [("anat_mask", "mask_file")]),
+        (normalize, infer, [("model_input", "model_input")]),
+        (inputnode, infer, [("volume_ml", "volume_ml")]),
+        (infer, sal2anat, [("saliency", "in_file")]),
+        (inputnode, sal2anat, [("anat_preproc", "anat_file")]),
+        (normalize, sal2anat, [("out_xfm", "xfm_file")]),
+        (infer, table, [("prediction", "prediction")]),
+        (normalize, table, [("mask_dice", "normalization_dice")]),
+        (inputnode, table, [("subject", "subject"), ("session", "session"),
+                            ("chronological_age", "chronological_age"),
+                            ("t1w_t2w_dice", "t1w_t2w_dice"), ("warnings", "warnings")]),
+        (table, outputnode, [("out_file", "table"), ("metadata", "table_meta")]),
+        (sal2anat, outputnode, [("out_file", "saliency_anat")]),
+        (infer, outputnode, [("saliency", "saliency_ref"), ("prediction", "prediction"),
+                             ("configuration", "configuration")]),
+        (normalize, outputnode, [("ref_file", "anat_ref"), ("ratio_ref_file", "ratio_ref"),
+                                 ("out_xfm", "anat2ref_xfm"), ("mask_dice", "normalization_dice")]),
+    ])
+    return workflow
