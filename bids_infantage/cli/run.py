@@ -15,9 +15,9 @@ LOGGER = logging.getLogger("bids_infantage")
 
 BIDSIGNORE = """\
 *.html
-figures/
-logs/
-log/
+**/figures
+logs
+**/log
 *_xfm.txt
 *_brainage.tsv
 *_brainage.json
@@ -78,10 +78,14 @@ def write_derivatives_description(output_dir: Path, bids_dir: Path, bundle) -> N
         "SourceDatasets": [{"URL": bids_dir.resolve().as_uri()}],
         "HowToAcknowledge": "Cite bids-infantage and the methods in logs/CITATION.md.",
         "License": "CC0",
+        "Authors": ["bids-infantage"],
     }
     output_dir.mkdir(parents=True, exist_ok=True)
     _atomic_write(output_dir / "dataset_description.json", json.dumps(desc, indent=2) + "\n")
     _atomic_write(output_dir / ".bidsignore", BIDSIGNORE)
+    _atomic_write(output_dir / "README", "Infant brain-age estimates made by bids-infantage "
+                  f"{__version__}. See sub-*.html (per session) and group.html (cohort); column "
+                  "descriptions are in the JSON sidecars.\n")
 
 
 def run_bids_validator(bids_dir: Path) -> None:

@@ -41,7 +41,7 @@ def looks_skull_stripped(data: np.ndarray, zooms_mm) -> bool:
     if max(float(np.mean(f != 0)) for f in faces) > 0.02:
         return False
     volume_ml = nonzero.sum() * float(np.prod(zooms_mm)) / 1000.0
-    return 150.0 <= volume_ml <= 2500.0
+    return bool(150.0 <= volume_ml <= 2500.0)
 
 
 def mask_from_skull_stripped(image):

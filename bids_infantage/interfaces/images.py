@@ -21,6 +21,29 @@ from ..utils.errors import InputError
 LOGGER = logging.getLogger("bids_infantage")
 
 
+def _first_line(exc: BaseException) -> str:
+    """An exception's message on one line (messages reach the user as one line)."""
+    text = " ".join(str(exc).split())
+    return text[:200] or exc.__class__.__name__
+
+
+def _dangling_link_text(path: Path) -> str | None:
+    """Target named by a link stored as a small text file when that target is missing."""
+    try:
+        if path.stat().st_size >= 1024:
+            return None
+        text = path.read_bytes()
+        if text.startswith(b"\x1f\x8b") or b"\0" in text:
+            return None
+        line = text.decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if line and "\n" not in line and line.endswith((".nii", ".nii.gz")):
+        if not (path.parent / line).exists():
+            return line
+    return None
+
+
 def load_validated(path: str | Path) -> tuple[nb.Nifti1Image, list[str]]:
     """Load a NIfTI image, check it is usable, and reorient it to RAS.
 
@@ -42,8 +65,8 @@ def load_validated(path: str | Path) -> tuple[nb.Nifti1Image, list[str]]:
     Raises
     ------
     InputError
-        Unreadable or truncated file, not NIfTI, 4D with several volumes, all-zero image,
-        or voxel size missing. The message names the file and says what to do.
+        Missing file or link target, unreadable or truncated file, not NIfTI, 4D with several
+        volumes, all-zero image, or voxel size missing. The message names the file and says what to do.
     """
     from ..utils.bids import resolve_link_file
 
@@ -52,13 +75,21 @@ def load_validated(path: str | Path) -> tuple[nb.Nifti1Image, list[str]]:
     target = resolve_link_file(path)
     if target != path:
         LOGGER.info("%s: link stored as a text file, followed to %s", path, target)
+    if not target.is_file():
+        raise InputError(f"{path}: does not exist (or is a broken link); check the path and run again.")
+    dangling = _dangling_link_text(target)
+    if dangling:
+        raise InputError(
+            f"{path}: is a link stored as a text file whose target {dangling} does not exist; "
+            "fetch the data (e.g. datalad get / git annex get) or restore the target and run again."
+        )
     try:
         img = nb.load(str(target))
         data = np.asanyarray(img.dataobj)
     except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
         raise InputError(
-            f"{path}: cannot be read ({exc.__class__.__name__}: {exc}); the file is truncated or "
-            "corrupted: re-export it from DICOM (e.g. dcm2niix) and run again."
+            f"{path}: cannot be read ({exc.__class__.__name__}: {_first_line(exc)}); the file is "
+            "truncated or corrupted: re-export it from DICOM (e.g. dcm2niix) and run again."
         ) from None
     except nb.filebasedimages.ImageFileError:
         raise InputError(
@@ -66,7 +97,9 @@ def load_validated(path: str | Path) -> tuple[nb.Nifti1Image, list[str]]:
             "dataset) and run again."
         ) from None
     except Exception as exc:  # nibabel raises many kinds for garbage input
-        raise InputError(f"{path}: cannot be read as NIfTI ({exc}); re-export it and run again.") from None
+        raise InputError(
+            f"{path}: cannot be read as NIfTI ({_first_line(exc)}); re-export it and run again."
+        ) from None
 
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
@@ -77,7 +110,8 @@ def load_validated(path: str | Path) -> tuple[nb.Nifti1Image, list[str]]:
             "single 3D volume: split the series (e.g. fslsplit) and keep one run."
         )
     if min(data.shape) < 8:
-        raise InputError(f"{path}: shape {tuple(data.shape)} is too small for a brain image.")
+        raise InputError(f"{path}: shape {tuple(data.shape)} is too small for a brain image; give the "
+                         "full anatomical volume (at least 8 voxels along each axis).")
     zooms = np.asarray(img.header.get_zooms()[:3], dtype=float)
     if not np.all(np.isfinite(zooms)) or np.any(zooms <= 0):
         raise InputError(f"{path}: voxel sizes {tuple(zooms)} are invalid; fix the NIfTI header.")

@@ -190,9 +190,16 @@ def collect_sessions(layout, participant_labels=None, session_labels=None) -> li
                 continue
             units.append({"subject": sub, "session": ses, "t1w": t1w, "t2w": t2w, "warnings": warnings})
     if session_labels and not units:
-        raise InputError(f"session label(s) {', '.join(session_labels)} not found for the selected participants.")
+        available = sorted({s for sub in subjects for s in layout.get_sessions(subject=sub)})
+        raise InputError(
+            f"session label(s) {', '.join(session_labels)} not found for the selected participants "
+            f"in {layout.root}; available: {', '.join(available) or 'none'}."
+        )
     if not units:
-        raise InputError(f"{layout.root}: no T1w or T2w images found; is this a BIDS dataset with anat/ folders?")
+        raise InputError(
+            f"{layout.root}: no T1w or T2w images found; put them in sub-<label>/[ses-<label>/]anat/ "
+            "as sub-<label>[_ses-<label>]_T1w.nii.gz / _T2w.nii.gz (BIDS) and run again."
+        )
     return units
 
 

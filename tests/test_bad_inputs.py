@@ -1,0 +1,449 @@
+"""Bad and unusual inputs, each tested at the earliest layer that must catch it.
+
+Layers: ``load_validated`` (every input image), the ``BrainMask`` interface, ``chronological_age``,
+``collect_sessions`` / ``select_run`` (pybids queries) and ``parse_args`` (command line).
+Errors must be an :class:`InputError` (or argparse's exit 2) whose message is one line, names
+the file or folder, and says what to do; documented fallbacks return a warning instead.
+The cases and messages are listed for users in ``docs/troubleshooting.md``.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import stat
+from pathlib import Path
+
+import nibabel as nb
+import numpy as np
+import pytest
+
+from bids_infantage.cli.parser import parse_args
+from bids_infantage.interfaces.brainmask import BrainMask
+from bids_infantage.interfaces.images import load_validated
+from bids_infantage.utils.bids import chronological_age, collect_sessions, select_run
+from bids_infantage.utils.errors import InputError
+
+from conftest import make_bids, make_brain
+
+
+def assert_one_line(message: str, *fragments: str) -> None:
+    """``message`` is a single line containing every fragment (file name, fix)."""
+    assert "\n" not in message and "\r" not in message, message
+    assert "Traceback" not in message, message
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def raise_input_error(fn, *fragments: str) -> str:
+    with pytest.raises(InputError) as info:
+        fn()
+    assert type(info.value) is InputError
+    assert_one_line(str(info.value), *fragments)
+    return str(info.value)
+
+
+def parser_error(capsys, argv, *fragments: str) -> str:
+    """Run ``parse_args``; it must exit with code 2 and one ``error:`` line."""
+    with pytest.raises(SystemExit) as info:
+        parse_args([str(a) for a in argv])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    errors = [ln for ln in err.splitlines() if "error:" in ln]
+    assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err
+    assert_one_line(errors[0], *fragments)
+    return errors[0]
+
+
+def _save(data, path, affine=None) -> Path:
+    affine = np.diag([3.0, 3.0, 3.0, 1.0]) if affine is None else affine
+    nb.Nifti1Image(np.asarray(data, dtype=np.float32), affine).to_filename(str(path))
+    return Path(path)
+
+
+@pytest.fixture
+def brain(tmp_path):
+    """A valid skull-stripped 48^3 brain at 3 mm."""
+    return make_brain(tmp_path / "sub-01_T1w.nii.gz")
+
+
+def _brain_data(path) -> tuple[np.ndarray, np.ndarray]:
+    img = nb.load(str(path))
+    return np.asarray(img.dataobj, dtype=np.float32), img.affine
+
+
+# --------------------------------------------------------------------------------------------
+# load_validated: unreadable files
+# --------------------------------------------------------------------------------------------
+def test_truncated_gzip(brain):
+    raw = brain.read_bytes()
+    brain.write_bytes(raw[: len(raw) // 2])
+    raise_input_error(lambda: load_validated(brain), str(brain), "truncated or corrupted",
+                      "re-export it")
+
+
+@pytest.mark.parametrize("content", [
+    pytest.param(b"participant_id\tage\n" * 100, id="text"),
+    pytest.param(gzip.compress(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8), id="gzipped-png"),
+    pytest.param(b"", id="empty-file"),
+])
+def test_not_nifti(tmp_path, content):
+    path = tmp_path / "sub-01_T1w.nii.gz"
+    path.write_bytes(content)
+    raise_input_error(lambda: load_validated(path), str(path), "not a NIfTI image", "dcm2niix")
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "sub-01_T1w.nii.gz"
+    raise_input_error(lambda: load_validated(path), str(path), "does not exist", "check the path")
+
+
+def test_dangling_link_text_file(tmp_path):
+    """A link stored as a text file whose target is not there (data not fetched)."""
+    path = tmp_path / "sub-01_T1w.nii.gz"
+    path.write_text("../../templateflow/tpl-X/tpl-X_T1w.nii.gz")
+    raise_input_error(lambda: load_validated(path), str(path), "link stored as a text file",
+                      "tpl-X_T1w.nii.gz", "does not exist", "datalad get")
+
+
+def test_link_text_file_is_followed(tmp_path):
+    target = make_brain(tmp_path / "templates" / "tpl_T1w.nii.gz")
+    link = tmp_path / "bids" / "sub-01" / "anat" / "sub-01_T1w.nii.gz"
+    link.parent.mkdir(parents=True)
+    link.write_text("../../../templates/tpl_T1w.nii.gz\n")
+    img, warnings = load_validated(link)
+    expected, _ = _brain_data(target)
+    assert warnings == []
+    np.testing.assert_array_equal(img.get_fdata(dtype=np.float32), expected)
+
+
+# --------------------------------------------------------------------------------------------
+# load_validated: dimensions and values
+# --------------------------------------------------------------------------------------------
+def test_4d_several_volumes(tmp_path, brain):
+    data, affine = _brain_data(brain)
+    path = _save(np.stack([data, data, data], axis=-1), tmp_path / "sub-01_run-1_T1w.nii.gz", affine)
+    raise_input_error(lambda: load_validated(path), str(path), "4 dimensions",
+                      "single 3D volume", "split the series")
+
+
+def test_4d_single_volume_is_squeezed(tmp_path, brain):
+    data, affine = _brain_data(brain)
+    path = _save(data[..., None], tmp_path / "sub-02_T1w.nii.gz", affine)
+    img, warnings = load_validated(path)
+    assert img.shape == data.shape
+    assert warnings == ["singleton 4th dimension dropped"]
+
+
+def test_nan_and_inf_voxels_set_to_zero(tmp_path, brain):
+    data, affine = _brain_data(brain)
+    data[24, 24, 24] = np.nan
+    data[20, 24, 24] = np.inf
+    data[28, 24, 24] = -np.inf
+    path = _save(data, tmp_path / "sub-01_T2w.nii.gz", affine)
+    img, warnings = load_validated(path)
+    out = img.get_fdata(dtype=np.float32)
+    assert np.isfinite(out).all()
+    assert out[24, 24, 24] == out[20, 24, 24] == out[28, 24, 24] == 0
+    assert warnings == ["3 NaN/Inf voxels set to 0"]
+
+
+def test_all_zero_image(tmp_path):
+    path = _save(np.zeros((48, 48, 48)), tmp_path / "sub-01_T1w.nii.gz")
+    raise_input_error(lambda: load_validated(path), str(path), "every voxel is zero", "re-export it")
+
+
+def test_too_small_grid(tmp_path):
+    path = _save(np.ones((48, 48, 4)), tmp_path / "sub-01_T1w.nii.gz")
+    raise_input_error(lambda: load_validated(path), str(path), "too small",
+                      "give the full anatomical volume")
+
+
+def test_negative_intensities_clipped(tmp_path, brain):
+    data, affine = _brain_data(brain)
+    data[24, 24, 24] = -50
+    path = _save(data, tmp_path / "sub-01_T1w.nii.gz", affine)
+    img, warnings = load_validated(path)
+    assert img.get_fdata(dtype=np.float32).min() == 0
+    assert warnings == ["negative intensities clipped to 0"]
+
+
+def test_extreme_anisotropy_warns(tmp_path):
+    path = make_brain(tmp_path / "sub-01_T2w.nii.gz", shape=(96, 96, 24), zooms=(1.0, 1.0, 5.0))
+    img, warnings = load_validated(path)
+    assert img.header.get_zooms()[:3] == pytest.approx((1.0, 1.0, 5.0))
+    assert len(warnings) == 1
+    assert_one_line(warnings[0], "anisotropic voxels", "thick slices lower accuracy")
+
+
+# --------------------------------------------------------------------------------------------
+# load_validated: orientation
+# --------------------------------------------------------------------------------------------
+MARKER = (10, 30, 22)  # voxel index (off every symmetry axis) of a bright marker
+
+
+def _world(affine, ijk):
+    return (affine @ np.array([*ijk, 1.0]))[:3]
+
+
+def _marked(tmp_path, affine):
+    data, _ = _brain_data(make_brain(tmp_path / "ras.nii.gz"))
+    data[MARKER] = 1000.0
+    return _save(data, tmp_path / "sub-01_T1w.nii.gz", affine)
+
+
+def test_lps_image_comes_out_ras_with_data_flipped(tmp_path):
+    affine = np.diag([-3.0, -3.0, 3.0, 1.0])
+    affine[:3, 3] = [70.5, 70.5, -70.5]
+    path = _marked(tmp_path, affine)
+    assert nb.aff2axcodes(affine) == ("L", "P", "S")
+    img, warnings = load_validated(path)
+    assert warnings == []
+    assert nb.aff2axcodes(img.affine) == ("R", "A", "S")
+    out = img.get_fdata(dtype=np.float32)
+    found = tuple(int(i) for i in np.argwhere(out == 1000.0)[0])
+    assert found == (47 - MARKER[0], 47 - MARKER[1], MARKER[2])  # flipped along x and y
+    np.testing.assert_allclose(_world(img.affine, found), _world(affine, MARKER), atol=1e-4)
+
+
+def test_oblique_image_loads_as_closest_ras(tmp_path):
+    angle = np.deg2rad(20)
+    rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    affine = np.eye(4)
+    affine[:3, :3] = rot @ np.diag([-3.0, 3.0, 3.0])  # oblique and left-right flipped
+    affine[:3, 3] = [10.0, -60.0, -70.0]
+    path = _marked(tmp_path, affine)
+    img, _ = load_validated(path)
+    assert nb.aff2axcodes(img.affine) == ("R", "A", "S")
+    assert not np.allclose(img.affine[:3, :3], np.diag(np.diag(img.affine[:3, :3])))  # still oblique
+    found = tuple(int(i) for i in np.argwhere(img.get_fdata(dtype=np.float32) == 1000.0)[0])
+    np.testing.assert_allclose(_world(img.affine, found), _world(affine, MARKER), atol=1e-4)
+
+
+# --------------------------------------------------------------------------------------------
+# BrainMask
+# --------------------------------------------------------------------------------------------
+def test_head_with_skull_is_refused(tmp_path, brain):
+    data, affine = _brain_data(brain)
+    g = np.indices(data.shape) - 23.5
+    r = np.sqrt((g ** 2).sum(0))
+    head = data + np.where((r > 21) & (r < 23.5), 300.0, 0.0) + 5.0  # skull shell, noisy background
+    path = _save(head, tmp_path / "sub-01_T1w.nii.gz", affine)
+    work = tmp_path / "work"
+    work.mkdir()
+    source = "/data/bids/sub-01/anat/sub-01_T1w.nii.gz"
+    raise_input_error(
+        lambda: BrainMask(in_file=str(path), source_file=source).run(cwd=str(work)),
+        source, "skull-stripping is not supported", "--derivatives",
+    )
+
+
+def test_tiny_mask_is_refused(tmp_path):
+    path = make_brain(tmp_path / "sub-01_T1w.nii.gz", semi_axes_mm=(20.0, 20.0, 20.0))  # ~34 ml, trusted as skull-stripped
+    work = tmp_path / "work"
+    work.mkdir()
+    raise_input_error(lambda: BrainMask(in_file=str(path), source_file=str(path),
+                                         skull_strip="skip").run(cwd=str(work)),
+                      str(path), "brain mask is only", "check the image or the mask")
+
+
+def _snapshot(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in sorted([folder, *folder.rglob("*")])}
+
+
+def test_input_dataset_is_never_written(tmp_path):
+    root = tmp_path / "bids"
+    t1w = make_brain(root / "sub-01" / "anat" / "sub-01_T1w.nii.gz")
+    (root / "sub-01" / "anat" / "sub-01_T1w.json").write_text(json.dumps({"SkullStripped": True}))
+    before = _snapshot(root)
+    modes = {p: p.stat().st_mode for p in [root, *root.rglob("*")]}
+    for p in modes:  # chmod -R a-w
+        p.chmod(stat.S_IMODE(modes[p]) & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    work = tmp_path / "work"
+    work.mkdir()
+    cwd = Path.cwd()
+    os.chdir(work)  # relative writes, if any, would land here rather than in the input
+    try:
+        img, warnings = load_validated(t1w)
+        validated = work / "validated.nii.gz"
+        img.to_filename(str(validated))
+        result = BrainMask(in_file=str(validated), source_file=str(t1w)).run(cwd=str(work))
+        assert 300 < result.outputs.volume_ml < 1500
+        (work / "direct").mkdir()
+        BrainMask(in_file=str(t1w), source_file=str(t1w)).run(cwd=str(work / "direct"))
+    finally:
+        os.chdir(cwd)
+        for p, mode in modes.items():
+            p.chmod(stat.S_IMODE(mode))
+    assert _snapshot(root) == before
+
+
+# --------------------------------------------------------------------------------------------
+# chronological_age
+# --------------------------------------------------------------------------------------------
+def test_age_missing(tmp_path):
+    root = make_bids(tmp_path, {"01": {}}, images=False)  # age n/a
+    assert chronological_age(root, "01") == (None, "not found")
+    assert chronological_age(root, "02") == (None, "not found")  # no row at all
+    (root / "participants.tsv").unlink()
+    assert chronological_age(root, "01") == (None, "not found")
+
+
+@pytest.mark.parametrize("value", ["abc", "", "n/a", "six", "nan"])
+def test_age_malformed(tmp_path, value):
+    root = make_bids(tmp_path, {"01": {"age": value}}, images=False)
+    assert chronological_age(root, "01") == (None, "not found")
+
+
+@pytest.mark.parametrize("column, value, units, months", [
+    ("age_weeks", "26", None, 5.98),
+    ("age_years", "1.5", None, 18.0),
+    ("age_months", "9", None, 9.0),
+    ("age_days", "365.25", None, 12.0),
+    ("age", "9", "months", 9.0),
+    ("age", "52.1775", "weeks", 12.0),
+    ("age", "2", "years", 24.0),
+    ("age", "1", "absent", 12.0),  # BIDS: age in years when the sidecar says nothing
+])
+def test_age_units(tmp_path, column, value, units, months):
+    root = make_bids(tmp_path, {"01": {}}, images=False)
+    (root / "participants.tsv").write_text(f"participant_id\t{column}\nsub-01\t{value}\n")
+    if units == "absent":
+        (root / "participants.json").unlink()
+    elif units:
+        (root / "participants.json").write_text(json.dumps({"age": {"Units": units}}))
+    age, source = chronological_age(root, "01")
+    assert age == pytest.approx(months, abs=0.01)
+    assert source == str(root / "participants.tsv")
+
+
+def test_age_precedence_scans_sessions_participants(tmp_path):
+    root = make_bids(tmp_path, {"01": {"age": 9, "sessions": {"a": {"age": 6}, "b": {"age": "abc"}}}},
+                     images=False)
+    image = root / "sub-01" / "ses-a" / "anat" / "sub-01_ses-a_T2w.nii.gz"
+    scans = root / "sub-01" / "ses-a" / "sub-01_ses-a_scans.tsv"
+    scans.write_text("filename\tage_months\nanat/sub-01_ses-a_T2w.nii.gz\t3\n")
+    sessions = root / "sub-01" / "sub-01_sessions.tsv"
+    assert chronological_age(root, "01", "a", image) == (3.0, str(scans))
+    assert chronological_age(root, "01", "a") == (6.0, str(sessions))  # no image: sessions.tsv
+    other = root / "sub-01" / "ses-a" / "anat" / "sub-01_ses-a_T1w.nii.gz"
+    assert chronological_age(root, "01", "a", other) == (6.0, str(sessions))  # no scans row
+    # malformed age in sessions.tsv falls back to participants.tsv
+    assert chronological_age(root, "01", "b") == (9.0, str(root / "participants.tsv"))
+
+
+# --------------------------------------------------------------------------------------------
+# collect_sessions / select_run
+# --------------------------------------------------------------------------------------------
+def _layout(root):
+    from bids import BIDSLayout
+
+    return BIDSLayout(str(root), validate=False)
+
+
+@pytest.mark.parametrize("present, missing", [("T1w", "t2w"), ("T2w", "t1w")])
+def test_missing_modality_gives_none(tmp_path, present, missing):
+    root = make_bids(tmp_path, {"01": {"images": (present,)}}, images=False)
+    (unit,) = collect_sessions(_layout(root))
+    assert unit[missing] is None
+    assert unit[present.lower()].endswith(f"sub-01_{present}.nii.gz")
+    assert unit["warnings"] == []
+
+
+def test_session_without_t1w_or_t2w_is_skipped(tmp_path, caplog):
+    root = make_bids(tmp_path, {"01": {"sessions": {"a": {}, "b": {"images": ("FLAIR",)}}}},
+                     images=False)
+    with caplog.at_level("WARNING", logger="bids_infantage"):
+        units = collect_sessions(_layout(root))
+    assert [(u["subject"], u["session"]) for u in units] == [("01", "a")]
+    assert any("ses-b" in r.getMessage() and "skipped" in r.getMessage() for r in caplog.records)
+
+
+def test_duplicate_runs_pick_highest_index(tmp_path):
+    root = make_bids(tmp_path, {"01": {"images": ("run-1_T1w", "run-2_T1w", "run-10_T1w", "T2w")}},
+                     images=False)
+    (unit,) = collect_sessions(_layout(root))
+    assert Path(unit["t1w"]).name == "sub-01_run-10_T1w.nii.gz"  # 10 > 2 numerically
+    assert unit["warnings"] == ["3 runs found; using sub-01_run-10_T1w.nii.gz (highest run index)"]
+    chosen, warning = select_run(["b/sub-01_T1w.nii.gz", "a/sub-01_T1w.nii.gz"])
+    assert chosen == "b/sub-01_T1w.nii.gz" and "2 runs found" in warning
+    assert select_run(["x_T1w.nii.gz"]) == ("x_T1w.nii.gz", None)
+    assert select_run([]) == (None, None)
+
+
+def test_empty_dataset(tmp_path):
+    root = make_bids(tmp_path, {}, images=False)
+    raise_input_error(lambda: collect_sessions(_layout(root)), str(root), "no T1w or T2w images",
+                      "anat/")
+
+
+def test_unknown_participant_label(tmp_path):
+    root = make_bids(tmp_path, ["01", "02"], images=False)
+    message = raise_input_error(lambda: collect_sessions(_layout(root), ["99"]), "99", str(root))
+    assert message.endswith("available: 01, 02.")
+
+
+def test_unknown_session_label(tmp_path):
+    root = make_bids(tmp_path, {"01": {"sessions": {"a": {}, "b": {}}}}, images=False)
+    message = raise_input_error(lambda: collect_sessions(_layout(root), None, ["zz"]), "zz", str(root))
+    assert message.endswith("available: a, b.")
+
+
+# --------------------------------------------------------------------------------------------
+# parse_args
+# --------------------------------------------------------------------------------------------
+@pytest.fixture
+def bids_root(tmp_path):
+    return make_bids(tmp_path, images=False)
+
+
+def test_bids_dir_missing(tmp_path, capsys):
+    missing = tmp_path / "nope"
+    parser_error(capsys, [missing, tmp_path / "out", "participant", "-w", tmp_path / "work"],
+                 str(missing), "does not exist")
+
+
+@pytest.mark.parametrize("where", ["input", "inside"])
+def test_output_dir_in_input(tmp_path, bids_root, capsys, where):
+    out = bids_root if where == "input" else bids_root / "derivatives" / "infantage"
+    parser_error(capsys, [bids_root, out, "participant", "-w", tmp_path / "work"],
+                 str(out), "choose a folder outside the BIDS dataset")
+    assert not (bids_root / "derivatives").exists()
+
+
+def test_work_dir_inside_input(tmp_path, bids_root, capsys):
+    work = bids_root / "work"
+    parser_error(capsys, [bids_root, tmp_path / "out", "participant", "-w", work],
+                 str(work), "choose another (-w)")
+    assert not work.exists()
+
+
+def test_output_dir_read_only(tmp_path, bids_root, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as root: chmod cannot make a folder unwritable")
+        out = locked / "out"
+        parser_error(capsys, [bids_root, out, "participant", "-w", tmp_path / "work"],
+                     str(out), "cannot be written", "check permissions or choose another folder")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_output_dir_cannot_be_created(tmp_path, bids_root, capsys):
+    """A folder below a regular file cannot be created, even by root."""
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    out = afile / "out"
+    parser_error(capsys, [bids_root, out, "participant", "-w", tmp_path / "work"],
+                 str(out), "cannot be written", "check permissions or choose another folder")
+
+
+def test_valid_command_line_passes(tmp_path, bids_root):
+    opts = parse_args([str(bids_root), str(tmp_path / "out"), "participant",
+                       "--participant-label", "sub-01", "-w", str(tmp_path / "work")])
+    assert opts.participant_label == ["01"]
+    assert (tmp_path / "out").is_dir()

@@ -1,0 +1,148 @@
+"""End-to-end: participant and group levels on ../shared/demo_bids (the README's demo).
+
+This is the CI's full run (not marked slow). It reads ../shared in place and never writes
+into it.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT.parent / "shared" / "demo_bids"
+SUBJECTS = ["m00", "m06", "m09", "m12", "m24"]
+AGES = {"m00": 0, "m06": 6, "m09": 9, "m12": 12, "m24": 24}
+
+pytestmark = pytest.mark.skipif(not DEMO.is_dir(), reason="../shared/demo_bids not found")
+
+
+def _tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+def _expected(group: bool) -> set[str]:
+    lines = [ln.strip() for ln in (ROOT / "tests" / "data" / "expected_outputs.txt").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    out = set()
+    for ln in lines:
+        if ln.startswith("group:"):
+            if group:
+                out.add(ln[len("group:"):])
+        elif "{sub}" in ln:
+            out |= {ln.format(sub=f"sub-{s}") for s in SUBJECTS}
+        else:
+            out.add(ln)
+    return out
+
+
+def _read_table(path: Path) -> dict:
+    with open(path) as fh:
+        return next(csv.DictReader(fh, delimiter="\t"))
+
+
+def _input_state():
+    return {str(p): p.stat().st_mtime for p in DEMO.rglob("*")}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    from bids_infantage.cli.run import main
+
+    base = tmp_path_factory.mktemp("demo")
+    out, work = base / "out", base / "work"
+    before = _input_state()
+    rc = main([str(DEMO), str(out), "participant", "-w", str(work), "--nprocs", "2"])
+    tree = _tree(out)
+    rc_group = main([str(DEMO), str(out), "group", "-w", str(work)])
+    return {"out": out, "work": work, "rc": rc, "rc_group": rc_group, "tree": tree,
+            "input_before": before}
+
+
+def test_participant_level_completes(demo_run):
+    assert demo_run["rc"] == 0
+    for sub in SUBJECTS:
+        row = _read_table(demo_run["out"] / f"sub-{sub}" / "anat" / f"sub-{sub}_brainage.tsv")
+        assert row["model_configuration"] == "ratio"
+        age = float(row["predicted_age_months"])
+        assert float(row["predicted_age_lower_months"]) < age < float(row["predicted_age_upper_months"])
+        assert float(row["chronological_age_months"]) == AGES[sub]
+        assert abs(float(row["brain_age_gap_months"]) - (age - AGES[sub])) < 0.01
+
+
+def test_predictions_track_age(demo_run):
+    """The real trained model orders the demo templates by age and is within a few months."""
+    preds = {s: float(_read_table(demo_run["out"] / f"sub-{s}" / "anat" / f"sub-{s}_brainage.tsv")
+                      ["predicted_age_months"]) for s in SUBJECTS}
+    assert preds["m00"] < preds["m12"] < preds["m24"]
+    mae = sum(abs(preds[s] - AGES[s]) for s in SUBJECTS) / len(SUBJECTS)
+    assert mae < 4.0, preds
+
+
+def test_output_tree_matches_expected_list(demo_run):
+    assert demo_run["tree"] == _expected(group=False)
+
+
+def test_input_dataset_untouched(demo_run):
+    assert _input_state() == demo_run["input_before"]
+
+
+def test_outputs_pass_bids_validator(demo_run):
+    exe = shutil.which("bids-validator-deno") or str(Path(sys.executable).parent / "bids-validator-deno")
+    if not Path(exe).exists():
+        pytest.skip("bids-validator-deno not installed (pip install bids-validator-deno)")
+    proc = subprocess.run([exe, "--json", str(demo_run["out"])], capture_output=True, text=True, timeout=600)
+    issues = json.loads(proc.stdout)["issues"]["issues"]
+    errors = [(i["code"], i.get("location")) for i in issues if i["severity"] == "error"]
+    assert errors == []
+
+
+def test_dataset_description(demo_run):
+    desc = json.loads((demo_run["out"] / "dataset_description.json").read_text())
+    assert desc["DatasetType"] == "derivative"
+    gen = desc["GeneratedBy"][0]
+    assert gen["Name"] == "bids-infantage" and gen["Version"]
+    assert "sha256" in gen["Description"]
+
+
+def test_group_level(demo_run):
+    assert demo_run["rc_group"] == 0
+    tree = _tree(demo_run["out"])
+    assert _expected(group=True) <= tree
+    with open(demo_run["out"] / "group_metrics.tsv") as fh:
+        metrics = {r["metric"]: r for r in csv.DictReader(fh, delimiter="\t")}
+    assert {"mae", "rmse", "r2", "pearson_r", "spearman_rho"} <= set(metrics)
+    assert float(metrics["mae"]["value"]) >= 0
+
+
+def test_second_run_reuses_cache(demo_run):
+    """Rerunning with the same work dir must not recompute cached nodes (N4 here)."""
+    from bids_infantage.cli.run import main
+
+    results = sorted(demo_run["work"].rglob("n4_t2w/result_n4_t2w.pklz"))
+    assert len(results) == len(SUBJECTS)
+    stamps = {p: p.stat().st_mtime_ns for p in results}
+    table = demo_run["out"] / "sub-m06" / "anat" / "sub-m06_brainage.tsv"
+    before = _read_table(table)["predicted_age_months"]
+    rc = main([str(DEMO), str(demo_run["out"]), "participant", "-w", str(demo_run["work"]),
+               "--participant-label", "m06", "--nprocs", "1", "--skip-bids-validation"])
+    assert rc == 0
+    assert {p: p.stat().st_mtime_ns for p in results} == stamps
+    assert _read_table(table)["predicted_age_months"] == before
+
+
+def test_report_renders_in_chromium(demo_run, tmp_path):
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    png = tmp_path / "report.png"
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "screenshot_report.py"),
+                           str(demo_run["out"] / "sub-m06.html"), str(png)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert png.stat().st_size > 20000

@@ -1,0 +1,122 @@
+"""Model bundle, network, transforms and the shared preprocessing path."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+def test_network_shapes_and_heads():
+    import torch
+
+    from bids_infantage.models.nets.multitask_agenet import MultiTaskAgeNet
+
+    net = MultiTaskAgeNet(in_channels=3)
+    out = net(torch.rand(2, 3, 64, 64, 64), torch.zeros(2, 1))
+    assert out["age"].shape == (2,) and out["log_var"].shape == (2,)
+    assert out["seg"].shape == (2, 1, 16, 16, 16)
+    assert out["recon"].shape == (2, 3, 16, 16, 16)
+    assert out["features"].shape == (2, net.n_features)
+    # the volume input reaches the age head
+    out2 = net(torch.zeros(1, 3, 64, 64, 64), torch.ones(1, 1))
+    out3 = net(torch.zeros(1, 3, 64, 64, 64), -torch.ones(1, 1))
+    assert float(out2["age"]) != float(out3["age"])
+
+
+def test_model_input_stack():
+    from bids_infantage.models.transforms import ModelInputd
+
+    rng = np.random.default_rng(0)
+    mask = np.zeros((16, 16, 16), bool)
+    mask[4:12, 4:12, 4:12] = True
+    t1 = rng.uniform(100, 200, mask.shape) * mask
+    out = ModelInputd()({"T1w": t1, "T2w": None, "mask": mask})["image"]
+    assert out.shape == (3, 16, 16, 16)
+    assert np.all(out[1] == 0) and np.all(out[2] == 0)
+    assert abs(np.percentile(out[0][mask], 99) - 1.0) < 1e-3
+    assert np.all(out[0][~mask] == 0)
+
+
+def test_default_bundle_loads_and_predicts():
+    from bids_infantage.models.bundle import load_bundle
+
+    bundle = load_bundle()
+    assert set(bundle.meta["configurations"]) == {"t1w", "t2w", "t1w+t2w", "ratio", "t1w+t2w+ratio"}
+    for cfg, spec in bundle.meta["configurations"].items():
+        assert spec["members"] >= 2
+        nets = bundle.networks(cfg)
+        assert len(nets) == spec["members"]
+    assert bundle.choose_configuration(True, True) == "ratio"
+    assert bundle.choose_configuration(True, False) == "t1w"
+    assert bundle.choose_configuration(False, True) == "t2w"
+    ref = bundle.reference_mask()
+    assert ref.GetSize() == (64, 64, 64)
+
+
+def test_bundle_sha256_mismatch_is_caught(tmp_path):
+    from bids_infantage.models.bundle import ModelBundle, resolve_bundle
+    from bids_infantage.utils.errors import ModelBundleError
+
+    src = resolve_bundle(None)
+    dst = tmp_path / "bundle"
+    shutil.copytree(src, dst)
+    weights = dst / "ratio.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelBundleError, match="sha256"):
+        ModelBundle(dst)
+
+
+def test_bundle_shape_mismatch_is_caught(tmp_path):
+    from bids_infantage.models.bundle import ModelBundle, resolve_bundle
+    from bids_infantage.utils.errors import ModelBundleError
+
+    dst = tmp_path / "bundle"
+    shutil.copytree(resolve_bundle(None), dst)
+    meta = json.loads((dst / "bundle.json").read_text())
+    meta["architecture_kwargs"]["channels"] = [8, 16, 32, 48]
+    (dst / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelBundleError, match="do not fit"):
+        ModelBundle(dst).networks("t1w")
+
+
+def test_missing_bundle_message():
+    from bids_infantage.models.bundle import resolve_bundle
+    from bids_infantage.utils.errors import ModelBundleError
+
+    with pytest.raises(ModelBundleError, match="bundle.json"):
+        resolve_bundle("/nonexistent/model")
+
+
+@pytest.mark.skipif(not (SHARED / "templateflow").is_dir(), reason="../shared/templateflow not found")
+def test_rigid_registration_recovers_known_misalignment():
+    """T1w->T2w rigid registration recovers 3 degrees + 4 mm within 0.5 degree and 0.5 mm."""
+    import SimpleITK as sitk
+
+    from bids_infantage.interfaces.brainmask import mask_from_skull_stripped
+    from bids_infantage.interfaces.registration import register_rigid_t1w_to_t2w, resample_like
+    from bids_infantage.models.synthesis import template_path
+
+    tf = SHARED / "templateflow"
+    t2 = sitk.ReadImage(str(template_path(tf, 3, "T2w")), sitk.sitkFloat32)
+    t1 = sitk.ReadImage(str(template_path(tf, 3, "T1w")), sitk.sitkFloat32)
+    mask = mask_from_skull_stripped(t2)
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(mask)
+    truth = sitk.Euler3DTransform(stats.GetCentroid(1), np.deg2rad(3.0), np.deg2rad(-2.0), 0.0, (4.0, -3.0, 2.0))
+    moved = resample_like(t1, t1, truth.GetInverse(), antialias=False)  # T1w displaced by truth
+    xfm, _ = register_rigid_t1w_to_t2w(t2, moved, mask)
+    # xfm maps T2w points to T1w points, so it must equal the displacement `truth`
+    c = np.asarray(stats.GetCentroid(1))
+    center_err = np.linalg.norm(np.subtract(xfm.TransformPoint(tuple(c)), truth.TransformPoint(tuple(c))))
+    assert center_err < 0.5, center_err
+    rel = np.asarray(xfm.GetMatrix()).reshape(3, 3) @ np.asarray(truth.GetMatrix()).reshape(3, 3).T
+    angle = np.rad2deg(np.arccos(np.clip((np.trace(rel) - 1) / 2, -1, 1)))
+    assert angle < 0.5, angle
