@@ -42,10 +42,11 @@ ARG PIP_CONSTRAINTS="monai==1.6.1 safetensors==0.8.0 nipype==1.11.0 niworkflows=
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_DEFAULT_TIMEOUT=180 \
-    PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
-    PYTHONDONTWRITEBYTECODE=1
+    PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 
-RUN python3 -m venv /opt/venv
+# Debian's venv ships pip 23.0; a newer pip reads current wheel metadata (PEP 639) reliably.
+RUN python3 -m venv /opt/venv \
+    && /opt/venv/bin/pip install --upgrade "pip>=24.2"
 ENV PATH=/opt/venv/bin:$PATH
 
 # torch first (largest layer, changes least). Sources, in order of preference:

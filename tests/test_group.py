@@ -354,7 +354,7 @@ def test_run_group_writes_every_output(cohort_dir):
     for column in table.columns:
         if column.endswith("_months"):
             assert sidecar[column]["Units"] == "months", column
-    assert sidecar["brain_volume_ml"]["Units"] == "mL"
+    assert sidecar["brain_volume_ml"]["Units"] == "ml"
 
     # Metrics equal an independent computation on the pairs with both ages.
     metrics = _read_tsv(cohort_dir / "group_metrics.tsv")

@@ -142,7 +142,9 @@ def find_precomputed_masks(derivatives: list[Path], unit: dict) -> dict:
     folders; a mask is matched to the T2w when the session has one, else to the T1w."""
     prefix = f"sub-{unit['subject']}" + (f"_ses-{unit['session']}" if unit.get("session") else "")
     for folder in derivatives:
-        hits = sorted(Path(folder).rglob(f"{prefix}*desc-brain_mask.nii*"))
+        hits = sorted(Path(folder).rglob(f"{prefix}_*desc-brain_mask.nii*"))
+        if not unit.get("session"):
+            hits = [h for h in hits if "_ses-" not in h.name]
         if hits:
             key = "t2w" if unit["t2w"] else "t1w"
             for h in hits:
@@ -224,6 +226,9 @@ def run_participant(config) -> int:
     LOGGER.info("%d subject/session(s): %s", len(units),
                 ", ".join(f"sub-{u['subject']}" + (f"_ses-{u['session']}" if u['session'] else "") for u in units))
     bundle = load_bundle(config.model)
+    for unit in units:  # fail early (exit 2) when --modality cannot serve a session
+        unit["configuration"] = bundle.choose_configuration(
+            unit["t1w"] is not None, unit["t2w"] is not None, config.modality)
     write_derivatives_description(config.output_dir, config.bids_dir, bundle)
     config.to_toml(config.work_dir / "config.toml")
     run_start = time.time()
@@ -235,7 +240,10 @@ def run_participant(config) -> int:
         workflow = init_bids_infantage_wf(config, units)
         _write_citation(config.output_dir, workflow)
         if config.write_graph:
-            workflow.write_graph(graph2use="colored", format="svg", simple_form=True)
+            try:
+                workflow.write_graph(graph2use="colored", format="svg", simple_form=True)
+            except (OSError, RuntimeError) as exc:
+                LOGGER.warning("--write-graph: graph not written (%s); install graphviz", exc)
         plugin = config.plugin_settings()
         LOGGER.info("running with %s (%s)", plugin["plugin"], plugin["plugin_args"])
         try:

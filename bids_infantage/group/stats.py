@@ -495,7 +495,7 @@ def fit_bias_correction(chron, pred, *, fitted_on: str = "unspecified cohort") -
         raise InputError(
             f"Cannot fit the age-bias correction on {fitted_on}: it needs at least 3 "
             f"sessions with distinct chronological ages (found {chron.size}); add ages to "
-            "the BIDS dataset or pass a saved correction with --bias-correction-file."
+            "the BIDS dataset or pass a saved correction with --bias-correction."
         )
     result = sm.OLS(pred, sm.add_constant(chron, has_constant="add")).fit()
     alpha, beta = (float(v) for v in result.params)

@@ -17,6 +17,8 @@ from ..utils.errors import ModelBundleError
 from .transforms import CONFIGURATIONS, volume_feature
 
 DEFAULT_MODEL = "infantage-default"
+#: |z| of brain volume against the BCP norm at the predicted age beyond which a flag is raised
+VOLUME_Z_MAX = 2.5
 
 
 def resolve_bundle(name_or_path: str | Path | None) -> Path:
@@ -232,6 +234,13 @@ class ModelBundle:
             flags.append(f"brain volume {volume_ml:.0f} ml outside the 0-24 month norms "
                          f"({v_lo:.0f}-{v_hi:.0f} ml)")
             oor = True
+        if volume_z > VOLUME_Z_MAX:
+            flags.append(f"brain volume {volume_ml:.0f} ml is {volume_z:+.1f} SD above the norm at the "
+                         f"predicted age: an older child, or macrocephaly")
+            oor = True
+        elif volume_z < -VOLUME_Z_MAX:
+            flags.append(f"brain volume {volume_ml:.0f} ml is {volume_z:+.1f} SD below the norm at the "
+                         "predicted age: check the brain mask")
         if sd > cal["sd_threshold_months"]:
             flags.append(f"ensemble uncertainty high (SD {sd:.1f} months)")
         sal = self._grad_cam(nets[0], x, s) if saliency else None

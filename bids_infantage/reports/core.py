@@ -10,7 +10,7 @@ The top of the report summarizes the brain-age table
 ``<output_dir>/sub-<label>[/ses-<label>]/anat/sub-<label>[_ses-<label>]_brainage.tsv``, with the
 quality-control flags highlighted. A methods paragraph is added when
 ``<output_dir>/logs/CITATION.md`` exists, and an "Errors" section lists the crash files
-``<output_dir>/sub-<label>/log/*/crash*.txt``.
+``<output_dir>/sub-<label>/log/**/crash*.txt``.
 """
 from __future__ import annotations
 
@@ -410,7 +410,7 @@ def generate_report(output_dir, subject: str, session: str | None = None, work_d
         parts.append('<section id="methods"><h2>Methods</h2>\n'
                      + _markdown(citation.read_text(errors="replace")) + "\n</section>")
 
-    crashes = sorted((output_dir / f"sub-{subject}" / "log").glob("*/crash*.txt"))
+    crashes = sorted((output_dir / f"sub-{subject}" / "log").glob("**/crash*.txt"))
     if crashes:
         nav.append('<a href="#errors">Errors</a>')
         items = []

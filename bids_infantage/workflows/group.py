@@ -87,7 +87,7 @@ COLUMN_DESCRIPTIONS = {
         "toward the mean (Smith et al., 2019).",
         "Units": "months",
     },
-    "brain_volume_ml": {"Description": "Volume of the brain mask.", "Units": "mL"},
+    "brain_volume_ml": {"Description": "Volume of the brain mask in native space.", "Units": "ml"},
     "brain_volume_z": {
         "Description": "Brain volume as a z-score against the participant-level reference "
         "for age.",
@@ -111,7 +111,7 @@ COLUMN_DESCRIPTIONS = {
         "Units": "fraction (0-1)",
     },
     "model_name": {"Description": "Name of the model bundle that made the prediction."},
-    "model_sha256": {"Description": "SHA-256 checksum of the model weights used."},
+    "model_sha256": {"Description": "sha256 of the model bundle's bundle.json"},
     "brain_age_gap_corrected_months": {
         "Description": "Bias-corrected brain-age gap (de Lange & Cole, 2020): with "
         "predicted = alpha + beta * chronological fitted by OLS (parameters in "
@@ -444,7 +444,7 @@ def run_group(output_dir, *, bias_correction_file=None, n_boot: int = 2000) -> d
     elif n_with_age:
         notes.append(
             "Too few distinct chronological ages to fit the age-bias correction (needs 3): "
-            "the corrected gap is n/a; pass a saved correction with bias_correction_file."
+            "the corrected gap is n/a; pass a saved correction with --bias-correction."
         )
 
     if params is not None and n_with_age:
