@@ -61,8 +61,9 @@ def register_rigid_t1w_to_t2w(t2w, t1w, t2w_mask, params: dict | None = None):
     import SimpleITK as sitk
 
     params = params or load_json("t1w-t2w-rigid.json")
-    fixed = sitk.Cast(t2w, sitk.sitkFloat32)
-    moving = sitk.Cast(t1w, sitk.sitkFloat32)
+    fixed = _at_spacing(sitk.Cast(t2w, sitk.sitkFloat32), params["work_spacing_mm"])
+    moving = _at_spacing(sitk.Cast(t1w, sitk.sitkFloat32), params["work_spacing_mm"])
+    t2w_mask = resample_like(t2w_mask, fixed, interpolator="nearest")
     init = sitk.CenteredTransformInitializer(
         fixed, moving, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
     )
@@ -77,6 +78,22 @@ def register_rigid_t1w_to_t2w(t2w, t1w, t2w_mask, params: dict | None = None):
     if isinstance(out, sitk.CompositeTransform):
         out = out.GetNthTransform(0)
     return sitk.Euler3DTransform(out), float(reg.GetMetricValue())
+
+
+def _at_spacing(image, spacing_mm: float):
+    """The image on a grid of ``spacing_mm`` voxels (anti-aliased) when its voxels are finer;
+    registrations are estimated there (the transform is physical, so it applies at full
+    resolution)."""
+    import SimpleITK as sitk
+
+    if min(image.GetSpacing()) >= spacing_mm * 0.9:
+        return image
+    size = [max(8, int(np.ceil(sz * sp / spacing_mm))) for sz, sp in zip(image.GetSize(), image.GetSpacing())]
+    grid = sitk.Image(size, sitk.sitkFloat32)
+    grid.SetSpacing([spacing_mm] * 3)
+    grid.SetOrigin(image.GetOrigin())
+    grid.SetDirection(image.GetDirection())
+    return resample_like(image, grid)
 
 
 def smooth_mask(mask, sigma_mm: float):

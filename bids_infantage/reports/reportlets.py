@@ -45,6 +45,10 @@ def _pyplot():
     return plt
 
 
+#: largest number of voxels along an axis that a reportlet draws (larger grids are decimated)
+DISPLAY_MAX_VOXELS = 128
+
+
 def _load(path: str | Path) -> tuple[np.ndarray, tuple[float, float, float]]:
     """Load a 3D NIfTI image in RAS+ orientation.
 
@@ -70,6 +74,10 @@ def _load(path: str | Path) -> tuple[np.ndarray, tuple[float, float, float]]:
         raise ValueError(f"{path}: expected a 3D image, got shape {data.shape}")
     data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
     zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
+    step = int(np.ceil(max(data.shape) / DISPLAY_MAX_VOXELS))
+    if step > 1:  # display only: every step-th voxel keeps SVGs small and fast to draw
+        data = np.ascontiguousarray(data[::step, ::step, ::step])
+        zooms = tuple(z * step for z in zooms)
     return data, zooms
 
 
