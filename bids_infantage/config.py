@@ -53,10 +53,14 @@ class Config:
             settings = yaml.safe_load(Path(self.plugin_file).read_text()) or {}
             settings.setdefault("plugin", "MultiProc")
             settings.setdefault("plugin_args", {})
+            if settings["plugin"] == "MultiProc":  # command-line values unless the file sets them
+                settings["plugin_args"].setdefault("n_procs", self.nprocs)
+                if self.mem_gb:
+                    settings["plugin_args"].setdefault("memory_gb", self.mem_gb)
             return settings
         if self.nprocs <= 1:
             return {"plugin": "Linear", "plugin_args": {}}
-        args = {"n_procs": self.nprocs, "raise_insufficient": False, "maxtasksperchild": 1}
+        args = {"n_procs": self.nprocs, "raise_insufficient": False}
         if self.mem_gb:
             args["memory_gb"] = self.mem_gb
         return {"plugin": "MultiProc", "plugin_args": args}

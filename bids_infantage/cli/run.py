@@ -188,10 +188,11 @@ def summarize(config, units, t0: float, run_start: float) -> int:
         if crashes:
             failed += 1
             lines.append(f"  {unit_name(unit)}: FAILED: {_crash_message(crashes[-1])} (crash file: {crashes[-1]})")
-        elif table.exists() and table.stat().st_mtime >= run_start - 1 or (table.exists() and not crash_dir.exists()):
+        elif table.exists():
             head, row = table.read_text().splitlines()[:2]
             rec = dict(zip(head.split("\t"), row.split("\t")))
             flag = " OUT OF RANGE" if rec.get("qc_out_of_range") == "true" else ""
+            flag += " (from cache)" if table.stat().st_mtime < run_start - 1 else ""
             lines.append(f"  {unit_name(unit)}: {rec['predicted_age_months']} months "
                          f"[{rec['predicted_age_lower_months']}, {rec['predicted_age_upper_months']}] "
                          f"({rec['model_configuration']}){flag}")

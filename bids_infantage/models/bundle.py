@@ -99,10 +99,19 @@ class ModelBundle:
 
         return sitk.ReadImage(str(self.reference_mask_path), sitk.sitkUInt8)
 
+    @staticmethod
+    def _can_serve(config: str, has_t1w: bool, has_t2w: bool) -> bool:
+        chans = CONFIGURATIONS[config]
+        needs_t1 = 0 in chans or 2 in chans
+        needs_t2 = 1 in chans or 2 in chans
+        return (has_t1w or not needs_t1) and (has_t2w or not needs_t2)
+
     def choose_configuration(self, has_t1w: bool, has_t2w: bool, requested: str = "auto") -> str:
         """Input configuration for the available modalities.
 
-        ``auto``: ``ratio`` when both T1w and T2w exist, else ``t1w`` or ``t2w``.
+        ``auto``: among the configurations the session's images can feed, the one with the
+        lowest validation MAE recorded in ``bundle.json`` (with T1w only: ``t1w``; with T2w
+        only: ``t2w``).
 
         Raises
         ------
@@ -111,12 +120,10 @@ class ModelBundle:
         """
         available = self.meta["configurations"]
         if requested == "auto":
-            order = ["ratio", "t1w+t2w+ratio", "t1w+t2w", "t2w", "t1w"] if (has_t1w and has_t2w) else (
-                ["t1w"] if has_t1w else ["t2w"])
-            for cfg in order:
-                if cfg in available:
-                    return cfg
-            raise ModelBundleError(f"model {self.name} has no configuration for the available images")
+            usable = [c for c in available if self._can_serve(c, has_t1w, has_t2w)]
+            if not usable:
+                raise ModelBundleError(f"model {self.name} has no configuration for the available images")
+            return min(usable, key=lambda c: available[c]["calibration"]["val_mae_months"])
         needs_t1 = 0 in CONFIGURATIONS[requested] or 2 in CONFIGURATIONS[requested]
         needs_t2 = 1 in CONFIGURATIONS[requested] or 2 in CONFIGURATIONS[requested]
         if (needs_t1 and not has_t1w) or (needs_t2 and not has_t2w):

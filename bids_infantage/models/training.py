@@ -34,7 +34,7 @@ DEFAULTS = {
     "n_val": 96,
     "seed_train": 1,
     "seed_val": 2,
-    "epochs": 12,
+    "epochs": 24,
     "batch_size": 8,
     "lr": 2e-3,
     "members": 2,
@@ -72,7 +72,7 @@ def _batch_tensors(images, vols, idx, channels, rng=None):
 
 
 def train_member(data, config: str, seed: int, *, epochs: int, batch_size: int, lr: float,
-                 channels, loss_weights, log=None):
+                 channels, loss_weights, log=None, history=None):
     """Train one ensemble member.
 
     Parameters
@@ -128,6 +128,8 @@ def train_member(data, config: str, seed: int, *, epochs: int, batch_size: int, 
             tot += float(loss)
         msg = f"{config} seed {seed} epoch {epoch + 1}/{epochs} loss {tot / (n // batch_size):.3f}"
         LOGGER.info(msg)
+        if history is not None:
+            history.append(msg)
         if log:
             log.write(msg + "\n")
             log.flush()
@@ -234,10 +236,12 @@ def _train_job(job):
     torch.set_num_threads(1)
     settings = _JOB_DATA["settings"]
     t0 = time.time()
+    history: list[str] = []
     net = train_member(_JOB_DATA["train"], config, seed=1000 * (index + 1) + len(config),
                        epochs=settings["epochs"], batch_size=settings["batch_size"], lr=settings["lr"],
-                       channels=settings["channels"], loss_weights=settings["loss_weights"])
-    return {k: v.clone() for k, v in net.state_dict().items()}, time.time() - t0
+                       channels=settings["channels"], loss_weights=settings["loss_weights"],
+                       history=history)
+    return {k: v.clone() for k, v in net.state_dict().items()}, time.time() - t0, history
 
 
 def build_data(cache: Path, shared: Path, settings: dict, nprocs: int) -> tuple[dict, dict]:
@@ -285,6 +289,9 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
             states = pool.map(_train_job, jobs, chunksize=1)
     else:
         states = [_train_job(job) for job in jobs]
+    for _, _, history in states:
+        log.write("\n".join(history) + "\n")
+    states = [(state, seconds) for state, seconds, _ in states]
     from .nets.multitask_agenet import MultiTaskAgeNet
 
     torch.set_num_threads(max(1, nprocs))  # after the fork: OpenMP pools do not survive fork
