@@ -55,12 +55,14 @@ class Config:
             settings.setdefault("plugin_args", {})
             if settings["plugin"] == "MultiProc":  # command-line values unless the file sets them
                 settings["plugin_args"].setdefault("n_procs", self.nprocs)
+                settings["plugin_args"].setdefault("mp_context", "forkserver")
                 if self.mem_gb:
                     settings["plugin_args"].setdefault("memory_gb", self.mem_gb)
             return settings
         if self.nprocs <= 1:
             return {"plugin": "Linear", "plugin_args": {}}
-        args = {"n_procs": self.nprocs, "raise_insufficient": False}
+        # forkserver: workers never inherit thread pools (ITK, OpenMP) that do not survive fork
+        args = {"n_procs": self.nprocs, "raise_insufficient": False, "mp_context": "forkserver"}
         if self.mem_gb:
             args["memory_gb"] = self.mem_gb
         return {"plugin": "MultiProc", "plugin_args": args}

@@ -71,5 +71,7 @@ def test_plugin_settings(tmp_path):
     yml.write_text("plugin: SLURM\nplugin_args:\n  sbatch_args: --time=1:00:00\n")
     cfg.plugin_file = yml
     assert cfg.plugin_settings() == {"plugin": "SLURM", "plugin_args": {"sbatch_args": "--time=1:00:00"}}
+    assert Config(bids_dir=tmp_path, output_dir=tmp_path, analysis_level="participant", work_dir=tmp_path,
+                  nprocs=2).plugin_settings()["plugin_args"]["mp_context"] == "forkserver"
     saved = cfg.to_toml(tmp_path / "config.toml").read_text()
     assert "plugin_file" in saved and "nprocs = 2" in saved
