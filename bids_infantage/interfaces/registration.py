@@ -24,6 +24,9 @@ def _shrink_factors(image, shrink_mm):
 
 
 def _configure(reg, params, fixed):
+    """Optimizer, multi-resolution schedule (mm) and interpolator shared by both registrations."""
+    import SimpleITK as sitk
+
     reg.SetOptimizerAsRegularStepGradientDescent(
         learningRate=params["learning_rate"],
         minStep=params["min_step"],
@@ -35,7 +38,7 @@ def _configure(reg, params, fixed):
     reg.SetShrinkFactorsPerLevel(_shrink_factors(fixed, params["shrink_mm"]))
     reg.SetSmoothingSigmasPerLevel(params["smoothing_mm"])
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-    reg.SetInterpolator(__import__("SimpleITK").sitkLinear)
+    reg.SetInterpolator(sitk.sitkLinear)
     reg.SetNumberOfThreads(1)  # bit-for-bit reproducible metric sums
 
 
