@@ -37,6 +37,13 @@ def _setup_logging(work_dir: Path) -> None:
     LOGGER.setLevel(logging.INFO)
     LOGGER.propagate = False
     work_dir.mkdir(parents=True, exist_ok=True)
+    # MultiProc workers start fresh interpreters (forkserver) that read this config: keep their
+    # node messages and tracebacks off the console (failures are summarized from crash files)
+    cfg_dir = work_dir / "nipype-config"
+    cfg_dir.mkdir(exist_ok=True)
+    (cfg_dir / "nipype.cfg").write_text(
+        "[logging]\nworkflow_level = CRITICAL\ninterface_level = CRITICAL\nutils_level = CRITICAL\n")
+    os.environ["NIPYPE_CONFIG_DIR"] = str(cfg_dir)
     from nipype import config as ncfg
     from nipype import logging as nlogging
 
