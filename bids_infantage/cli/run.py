@@ -235,7 +235,7 @@ def run_participant(config) -> int:
                 ", ".join(f"sub-{u['subject']}" + (f"_ses-{u['session']}" if u['session'] else "") for u in units))
     bundle = load_bundle(config.model)
     for unit in units:  # fail early (exit 2) when --modality cannot serve a session
-        unit["configuration"] = bundle.choose_configuration(
+        bundle.choose_configuration(
             unit["t1w"] is not None, unit["t2w"] is not None, config.modality)
     write_derivatives_description(config.output_dir, config.bids_dir, bundle)
     config.to_toml(config.work_dir / "config.toml")

@@ -124,12 +124,11 @@ class ModelBundle:
             if not usable:
                 raise ModelBundleError(f"model {self.name} has no configuration for the available images")
             return min(usable, key=lambda c: available[c]["calibration"]["val_mae_months"])
-        needs_t1 = 0 in CONFIGURATIONS[requested] or 2 in CONFIGURATIONS[requested]
-        needs_t2 = 1 in CONFIGURATIONS[requested] or 2 in CONFIGURATIONS[requested]
-        if (needs_t1 and not has_t1w) or (needs_t2 and not has_t2w):
+        if not self._can_serve(requested, has_t1w, has_t2w):
+            chans = CONFIGURATIONS[requested]
+            needs = "T1w and T2w" if (2 in chans or {0, 1} <= set(chans)) else ("T1w" if 0 in chans else "T2w")
             raise ModelBundleError(
-                f"--modality {requested} needs {'T1w and T2w' if needs_t1 and needs_t2 else ('T1w' if needs_t1 else 'T2w')}, "
-                "which this session lacks; use --modality auto."
+                f"--modality {requested} needs {needs}, which this session lacks; use --modality auto."
             )
         if requested not in available:
             raise ModelBundleError(f"model {self.name} has no '{requested}' configuration")

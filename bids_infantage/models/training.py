@@ -72,7 +72,7 @@ def _batch_tensors(images, vols, idx, channels, rng=None):
 
 
 def train_member(data, config: str, seed: int, *, epochs: int, batch_size: int, lr: float,
-                 channels, loss_weights, log=None, history=None):
+                 channels, loss_weights, history=None):
     """Train one ensemble member.
 
     Parameters
@@ -130,9 +130,6 @@ def train_member(data, config: str, seed: int, *, epochs: int, batch_size: int, 
         LOGGER.info(msg)
         if history is not None:
             history.append(msg)
-        if log:
-            log.write(msg + "\n")
-            log.flush()
     net.eval()
     return net
 
