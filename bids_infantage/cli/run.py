@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..utils.io import atomic_write_text, remove_partials
+
 LOGGER = logging.getLogger("bids_infantage")
 
 BIDSIGNORE = """\
@@ -58,12 +60,6 @@ def _setup_logging(work_dir: Path) -> None:
         lg.propagate = False
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_derivatives_description(output_dir: Path, bids_dir: Path, bundle) -> None:
     """``dataset_description.json`` (DatasetType derivative, GeneratedBy with version and
     model) and ``.bidsignore`` for the non-BIDS outputs (reports, figures, tables)."""
@@ -88,9 +84,9 @@ def write_derivatives_description(output_dir: Path, bids_dir: Path, bundle) -> N
         "Authors": ["bids-infantage"],
     }
     output_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(output_dir / "dataset_description.json", json.dumps(desc, indent=2) + "\n")
-    _atomic_write(output_dir / ".bidsignore", BIDSIGNORE)
-    _atomic_write(output_dir / "README", "Infant brain-age estimates made by bids-infantage "
+    atomic_write_text(output_dir / "dataset_description.json", json.dumps(desc, indent=2) + "\n")
+    atomic_write_text(output_dir / ".bidsignore", BIDSIGNORE)
+    atomic_write_text(output_dir / "README", "Infant brain-age estimates made by bids-infantage "
                   f"{__version__}. See sub-*.html (per session) and group.html (cohort); column "
                   "descriptions are in the JSON sidecars.\n")
 
@@ -256,8 +252,8 @@ def run_participant(config) -> int:
         LOGGER.info("running with %s (%s)", plugin["plugin"], plugin["plugin_args"])
         try:
             workflow.run(**plugin)
-        except Exception as exc:  # nipype raises when any node failed; summary below says which
-            LOGGER.info("some nodes failed (%s)", str(exc).splitlines()[0][:200])
+        except Exception:  # nipype raises when any node failed; the summary below says which
+            LOGGER.info("some nodes failed; the summary below names them and their crash files")
     for unit in units:
         try:
             generate_report(config.output_dir, unit["subject"], unit.get("session"), work_dir=config.work_dir)
@@ -283,7 +279,7 @@ def _write_citation(output_dir: Path, workflow) -> None:
     collect(workflow)
     unique = list(dict.fromkeys(descs))
     (output_dir / "logs").mkdir(parents=True, exist_ok=True)
-    _atomic_write(output_dir / "logs" / "CITATION.md", "Results were generated with bids-infantage. "
+    atomic_write_text(output_dir / "logs" / "CITATION.md", "Results were generated with bids-infantage. "
                   + " ".join(unique) + "\n")
 
 
@@ -318,6 +314,10 @@ def main(argv=None) -> int:
         bias_correction=opts.bias_correction, version=__version__,
     )
     _setup_logging(config.work_dir)
+    if config.output_dir.is_dir():
+        stale = remove_partials(config.output_dir)
+        if stale:
+            LOGGER.info("removed %d partial file(s) left by an interrupted run", len(stale))
     try:
         if config.analysis_level == "group":
             return run_group_level(config)

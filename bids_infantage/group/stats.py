@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -33,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from bids_infantage.utils.errors import InputError
+from bids_infantage.utils.io import atomic_write_text as write_text_atomic  # noqa: F401 (re-export)
 
 #: Columns every participant-level ``*_brainage.tsv`` must have, in output order.
 BRAINAGE_COLUMNS = (
@@ -113,36 +112,6 @@ REFERENCES = {
 }
 
 
-# --------------------------------------------------------------------------- I/O helpers
-def write_text_atomic(path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically.
-
-    The text goes to a temporary file in the same folder, which then replaces ``path`` with
-    :func:`os.replace`, so readers never see a half-written file.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Destination file; its folder is created if needed.
-    text : str
-        UTF-8 content.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fobj:
-            fobj.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _to_bool(value, *, source):

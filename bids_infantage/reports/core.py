@@ -22,6 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from xml.etree import ElementTree
 
+from ..utils.io import atomic_write_text
+
 #: Columns of the brain-age TSV, in order.
 BRAINAGE_COLUMNS = (
     "participant_id", "session_id", "model_configuration", "predicted_age_months",
@@ -435,5 +437,5 @@ def generate_report(output_dir, subject: str, session: str | None = None, work_d
         f"<nav>{' '.join(nav)}</nav>\n" + "\n".join(parts) + "\n</main>\n</body>\n</html>\n"
     )
     out = output_dir / f"{prefix}.html"
-    out.write_text(page, encoding="utf-8")
+    atomic_write_text(out, page)
     return out

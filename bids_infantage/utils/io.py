@@ -1,0 +1,114 @@
+"""Atomic writes into the derivatives folder.
+
+Every file the app puts into the output folder is first written whole to a hidden temporary
+file beside its destination (``.<name>.<random>.partial``), flushed to disk, and then moved
+over the destination with :func:`os.replace`, which is atomic on POSIX file systems. A run
+that is killed therefore leaves either the previous file or the new one, never half of one;
+at worst a hidden ``*.partial`` file remains, which the next run removes
+(:func:`remove_partials`) and which BIDS validators ignore (hidden files).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+PARTIAL_SUFFIX = ".partial"
+
+
+def _temporary_beside(path: Path) -> tuple[int, Path]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX)
+    return fd, Path(tmp)
+
+
+def _commit(tmp: Path, path: Path, mode: int | None) -> None:
+    if mode is None:  # mkstemp makes 0600 files; give outputs the usual umask-based mode
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination file; its folder is created if needed.
+    text : str
+        Content.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    OSError
+        The folder is not writable; ``path`` is then left as it was.
+    """
+    path = Path(path)
+    fd, tmp = _temporary_beside(path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fobj:
+            fobj.write(text)
+            fobj.flush()
+            os.fsync(fobj.fileno())
+        _commit(tmp, path, None)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_copy(src, dest) -> Path:
+    """Copy file ``src`` to ``dest`` atomically (content and permission bits of ``src``).
+
+    ``src`` and ``dest`` may lie on different file systems (e.g. a work folder on scratch and
+    the derivatives on a project volume): the copy goes to a hidden temporary file beside
+    ``dest``, which then replaces ``dest``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``dest``.
+
+    Raises
+    ------
+    OSError
+        ``src`` cannot be read or the destination folder is not writable; ``dest`` is then
+        left as it was.
+    """
+    src, dest = Path(src), Path(dest)
+    fd, tmp = _temporary_beside(dest)
+    try:
+        with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
+            shutil.copyfileobj(fin, fout, length=1 << 20)
+            fout.flush()
+            os.fsync(fout.fileno())
+        _commit(tmp, dest, src.stat().st_mode & 0o777 | 0o200)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return dest
+
+
+def remove_partials(folder) -> list[Path]:
+    """Delete the hidden ``.*.partial`` files that an interrupted run left under ``folder``.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed.
+    """
+    removed = []
+    for tmp in Path(folder).rglob(f".*{PARTIAL_SUFFIX}"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed

@@ -1,0 +1,175 @@
+"""Reliability: atomic derivative writes, a failing subject among good ones, determinism.
+
+The kill-and-resume test runs on a real demo subject and lives in ``test_e2e_demo.py``.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import re
+from pathlib import Path
+
+import nibabel as nb
+import numpy as np
+import pytest
+
+from bids_infantage.utils import io
+
+
+# --------------------------------------------------------------------------- utils.io
+def test_atomic_write_text_replaces_whole_file(tmp_path):
+    path = tmp_path / "sub" / "table.tsv"
+    io.atomic_write_text(path, "a\tb\n1\t2\n")
+    io.atomic_write_text(path, "a\tb\n3\t4\n")
+    assert path.read_text() == "a\tb\n3\t4\n"
+    assert list(path.parent.iterdir()) == [path]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
+    """An error while writing leaves the old content and no temporary file."""
+    path = tmp_path / "table.tsv"
+    io.atomic_write_text(path, "old\n")
+
+    class Boom(RuntimeError):
+        pass
+
+    def explode(*args, **kwargs):
+        raise Boom("disk full")
+
+    monkeypatch.setattr(io.os, "fsync", explode)
+    with pytest.raises(Boom):
+        io.atomic_write_text(path, "new content that never lands\n")
+    with pytest.raises(Boom):
+        io.atomic_copy(__file__, path)
+    assert path.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["table.tsv"]
+
+
+def test_atomic_copy_and_remove_partials(tmp_path):
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(3 << 20))
+    dest = tmp_path / "out" / "anat" / "copy.bin"
+    io.atomic_copy(src, dest)
+    assert dest.read_bytes() == src.read_bytes()
+    # what a killed run leaves: a hidden partial file beside the destination
+    stale = dest.parent / ".copy.bin.x1y2.partial"
+    stale.write_bytes(b"half")
+    assert io.remove_partials(tmp_path / "out") == [stale]
+    assert not stale.exists() and dest.exists()
+
+
+def test_datasink_writes_through_staging(tmp_path, make_brain):
+    """DerivativesDataSink publishes image + sidecar; nothing staged or partial is left."""
+    from bids_infantage.interfaces.bids import DerivativesDataSink
+
+    src = make_brain(tmp_path / "bids" / "sub-01" / "anat" / "sub-01_T2w.nii.gz")
+    img = make_brain(tmp_path / "work" / "mask.nii.gz")
+    out = tmp_path / "out"
+    dds = DerivativesDataSink(base_directory=str(out), desc="brain", suffix="mask",
+                              in_file=str(img), source_file=str(src), Type="Brain")
+    (tmp_path / "node").mkdir()
+    res = dds.run(cwd=str(tmp_path / "node"))
+    target = out / "sub-01" / "anat" / "sub-01_desc-brain_mask.nii.gz"
+    assert res.outputs.out_file == str(target)
+    assert res.outputs.out_meta == str(target).replace(".nii.gz", ".json")
+    assert np.array_equal(nb.load(target).get_fdata() > 0, nb.load(img).get_fdata() > 0)
+    assert '"Type": "Brain"' in Path(res.outputs.out_meta).read_text()
+    assert not (tmp_path / "node" / "_staging").exists()
+    assert not list(out.rglob("*.partial"))
+
+
+def test_datasink_interrupted_copy_keeps_previous_output(tmp_path, make_brain, monkeypatch):
+    """A copy that dies half-way leaves the previous derivative intact."""
+    from bids_infantage.interfaces import bids as bids_iface
+    from bids_infantage.interfaces.bids import DerivativesDataSink
+
+    src = make_brain(tmp_path / "bids" / "sub-01" / "anat" / "sub-01_T2w.nii.gz")
+    first = make_brain(tmp_path / "work" / "a.nii.gz", semi_axes_mm=(40, 40, 40))
+    second = make_brain(tmp_path / "work" / "b.nii.gz", semi_axes_mm=(60, 60, 60))
+    out = tmp_path / "out"
+    kwargs = dict(base_directory=str(out), desc="brain", suffix="mask", source_file=str(src))
+    for name in ("n1", "n2"):
+        (tmp_path / name).mkdir()
+    DerivativesDataSink(in_file=str(first), **kwargs).run(cwd=str(tmp_path / "n1"))
+    target = out / "sub-01" / "anat" / "sub-01_desc-brain_mask.nii.gz"
+    before = target.read_bytes()
+
+    def half_copy(fin, fout, length=0):
+        fout.write(fin.read(100))
+        raise KeyboardInterrupt  # what a kill looks like to the writer
+
+    monkeypatch.setattr(io.shutil, "copyfileobj", half_copy)
+    with pytest.raises(KeyboardInterrupt):
+        bids_iface.DerivativesDataSink(in_file=str(second), **kwargs).run(cwd=str(tmp_path / "n2"))
+    assert target.read_bytes() == before
+    assert not list(out.rglob("*.partial"))
+
+
+# --------------------------------------------------------------------------- failing subject
+def test_failing_subject_does_not_stop_the_others(tmp_path, make_bids, make_brain, capsys):
+    """One corrupted T2w among three subjects: the other two finish, exit code 1, and the
+    summary names the failed subject, the file, the fix and an existing crash file."""
+    from bids_infantage.cli.run import main
+
+    root = make_bids(tmp_path, {"a": {"age": 6}, "bad": {"age": 9}, "b": {"age": 12}},
+                     images=False)
+    for sub in ("a", "bad", "b"):
+        for suffix in ("T1w", "T2w"):
+            make_brain(root / f"sub-{sub}" / "anat" / f"sub-{sub}_{suffix}.nii.gz")
+    broken = root / "sub-bad" / "anat" / "sub-bad_T2w.nii.gz"
+    data = broken.read_bytes()
+    broken.write_bytes(data[: len(data) // 2])  # truncated gzip
+
+    out = tmp_path / "out"
+    rc = main([str(root), str(out), "participant", "-w", str(tmp_path / "work"),
+               "--nprocs", "2", "--skip-bids-validation"])
+    console = capsys.readouterr().err
+    assert rc == 1
+    for sub in ("a", "b"):
+        table = out / f"sub-{sub}" / "anat" / f"sub-{sub}_brainage.tsv"
+        with open(table) as fh:
+            row = next(csv.DictReader(fh, delimiter="\t"))
+        assert float(row["predicted_age_months"]) == pytest.approx(
+            float(row["predicted_age_months"]))  # a number, not n/a
+        assert (out / f"sub-{sub}.html").is_file()
+    assert not (out / "sub-bad" / "anat" / "sub-bad_brainage.tsv").exists()
+    line = next(ln for ln in console.splitlines() if ln.strip().startswith("bad: FAILED"))
+    assert str(broken) in line and "truncated" in line and "re-export" in line
+    crash = Path(re.search(r"crash file: (\S+)\)", line).group(1))
+    assert crash.is_file() and crash.is_relative_to(out / "sub-bad" / "log")
+    assert "Traceback" not in console
+    assert not list(out.rglob("*.partial"))
+    assert crash.name in (out / "sub-bad.html").read_text()  # the report's Errors section
+
+
+# --------------------------------------------------------------------------- determinism
+def test_preprocessing_and_prediction_are_deterministic(tmp_path, make_brain):
+    """The shared preprocessing path (N4, rigid, normalization) and the ensemble give
+    bit-identical results when run twice."""
+    from bids_infantage.models.bundle import load_bundle
+    from bids_infantage.models.preprocess import preprocess_session
+
+    def value_fn(r):
+        return 100.0 * (1.0 - 0.6 * r ** 2) + 20.0 * np.cos(6 * r) + 15.0
+
+    t1w = make_brain(tmp_path / "t1w.nii.gz", value_fn=value_fn)
+    t2w = make_brain(tmp_path / "t2w.nii.gz", value_fn=lambda r: 200.0 - value_fn(r))
+    import SimpleITK as sitk
+
+    bundle = load_bundle()
+    results = []
+    for _ in range(2):
+        prep = preprocess_session(sitk.ReadImage(str(t1w), sitk.sitkFloat32),
+                                  sitk.ReadImage(str(t2w), sitk.sitkFloat32),
+                                  reference_mask=bundle.reference_mask())
+        pred = bundle.predict(prep["image"], prep["volume_ml"], "t1w+t2w", saliency=True)
+        results.append((prep, pred))
+    (prep_a, pred_a), (prep_b, pred_b) = results
+    assert np.array_equal(prep_a["image"], prep_b["image"])
+    assert prep_a["volume_ml"] == prep_b["volume_ml"]
+    assert pred_a["members"] == pred_b["members"]
+    assert (pred_a["age"], pred_a["sd"]) == (pred_b["age"], pred_b["sd"])
+    assert np.array_equal(pred_a["saliency"], pred_b["saliency"])
