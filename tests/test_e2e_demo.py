@@ -149,3 +149,77 @@ def test_report_renders_in_chromium(demo_run, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert png.stat().st_size > 20000
+
+
+def _arrays_and_texts(folder: Path) -> dict:
+    """Content of a subject's derivatives: NIfTI affine + data, numbers of xfm files, text of
+    TSV/JSON files; figures only by name (SVG ids vary between runs)."""
+    import re
+
+    import nibabel as nb
+    import numpy as np
+
+    out = {}
+    for path in sorted(folder.rglob("*")):
+        rel = str(path.relative_to(folder))
+        if path.name.endswith(".nii.gz"):
+            img = nb.load(path)
+            out[rel] = (img.affine, img.get_fdata(dtype="float32"))
+        elif path.suffix == ".txt":
+            out[rel] = np.array([float(x) for x in re.findall(r"-?\d+\.?\d*(?:e[-+]?\d+)?",
+                                                              path.read_text().split("\n", 2)[2])])
+        elif path.suffix in (".tsv", ".json"):
+            out[rel] = path.read_text()
+        elif path.is_file():
+            out[rel] = None
+    return out
+
+
+def test_killed_run_resumes_to_identical_outputs(demo_run, tmp_path):
+    """Kill a fresh run of sub-m06 (SIGKILL to the whole process group) once its N4 results are
+    cached, rerun with the same -w: the run completes without recomputing N4, leaves no
+    partial file, and its derivatives equal the uninterrupted run's (demo_run: another work
+    dir, MultiProc): identical tables (predicted ages) and sidecars, images and transforms equal
+    to round-off (Linear and MultiProc runs differ in the last bits of the rigid transform).
+    This is also the two-run determinism check: nothing of the resumed run comes from
+    demo_run's cache."""
+    import signal
+    import time
+
+    from bids_infantage.cli.run import main
+
+    out, work = tmp_path / "out", tmp_path / "work"
+    args = [str(DEMO), str(out), "participant", "--participant-label", "m06", "-w", str(work),
+            "--nprocs", "1", "--skip-bids-validation"]
+    proc = subprocess.Popen([sys.executable, "-m", "bids_infantage.cli.run", *args],
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    try:
+        while not list(work.rglob("n4_t1w/result_n4_t1w.pklz")):
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.time() < deadline, "N4 results never appeared"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (out / "sub-m06" / "anat" / "sub-m06_brainage.tsv").exists()
+    n4 = sorted(work.rglob("n4_t*w/result_n4_t*w.pklz"))
+    stamps = {p: p.stat().st_mtime_ns for p in n4}
+
+    assert main(args) == 0
+    assert {p: p.stat().st_mtime_ns for p in n4} == stamps  # resumed, not recomputed
+    assert not list(out.rglob("*.partial"))
+    resumed = _arrays_and_texts(out / "sub-m06")
+    reference = _arrays_and_texts(demo_run["out"] / "sub-m06")
+    assert sorted(resumed) == sorted(reference)
+    import numpy as np
+
+    for rel, content in reference.items():
+        if isinstance(content, tuple):  # images: same grid, values equal to float32 round-off
+            assert np.array_equal(resumed[rel][0], content[0]), rel
+            assert np.allclose(resumed[rel][1], content[1], rtol=1e-5, atol=1e-5), rel
+        elif isinstance(content, np.ndarray):  # transforms: equal to 1e-9
+            assert np.allclose(resumed[rel], content, rtol=1e-9, atol=1e-9), rel
+        else:  # tables and sidecars (ages to 3 decimals): identical text
+            assert resumed[rel] == content, rel
