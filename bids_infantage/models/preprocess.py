@@ -56,7 +56,8 @@ def to_reference_space(t1w, t2w, mask, reference_mask, transform, extra=None) ->
     return out
 
 
-def preprocess_session(t1w=None, t2w=None, *, reference_mask, extra=None) -> dict:
+def preprocess_session(t1w=None, t2w=None, *, reference_mask, extra=None,
+                       settings: dict | None = None) -> dict:
     """Run the full preprocessing on skull-stripped SimpleITK images (training path).
 
     Parameters
@@ -67,6 +68,12 @@ def preprocess_session(t1w=None, t2w=None, *, reference_mask, extra=None) -> dic
         Model reference mask.
     extra : dict, optional
         Images on the T2w grid (or T1w grid when T2w is absent) to carry to reference space.
+    settings : dict, optional
+        Overrides of the pipeline's defaults, for accuracy checks
+        (``benchmarks/bench_participant.py``): ``"n4"`` (keyword arguments of
+        :func:`~bids_infantage.interfaces.n4.n4_correct`), ``"rigid"`` and ``"normalization"``
+        (parameter dicts replacing ``data/t1w-t2w-rigid.json`` and
+        ``data/normalization-affine.json``).
 
     Returns
     -------
@@ -76,19 +83,22 @@ def preprocess_session(t1w=None, t2w=None, *, reference_mask, extra=None) -> dic
     """
     if t1w is None and t2w is None:
         raise ValueError("preprocess_session needs T1w or T2w")
+    settings = settings or {}
+    n4_kw = settings.get("n4", {})
     anat = t2w if t2w is not None else t1w
     anat_mask = mask_from_skull_stripped(anat)
     t1c = t2c = None
     mi = float("nan")
     if t2w is not None:
-        t2c, _ = n4_correct(t2w, anat_mask)
+        t2c, _ = n4_correct(t2w, anat_mask, **n4_kw)
     if t1w is not None:
         t1_mask = mask_from_skull_stripped(t1w) if t2w is not None else anat_mask
-        t1c, _ = n4_correct(t1w, t1_mask)
+        t1c, _ = n4_correct(t1w, t1_mask, **n4_kw)
         if t2w is not None:
-            xfm, mi = register_rigid_t1w_to_t2w(t2c, t1c, anat_mask)
+            xfm, mi = register_rigid_t1w_to_t2w(t2c, t1c, anat_mask, settings.get("rigid"))
             t1c = resample_like(t1c, t2c, xfm, antialias=False)
-    ref_xfm, dice = register_mask_to_reference(anat_mask, reference_mask)
+    ref_xfm, dice = register_mask_to_reference(anat_mask, reference_mask,
+                                                settings.get("normalization"))
     out = to_reference_space(t1c, t2c, anat_mask, reference_mask, ref_xfm, extra=extra)
     out.update(volume_ml=brain_volume_ml(anat_mask), mask_dice=dice, t1w_t2w_mi=mi)
     return out
