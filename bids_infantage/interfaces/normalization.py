@@ -24,6 +24,7 @@ class _NormalizeOutputSpec(TraitedSpec):
     model_input = File(exists=True, desc="npz: image (3, 64, 64, 64), mask (64, 64, 64)")
     ref_file = File(exists=True, desc="standardized anatomical image in reference space")
     ratio_ref_file = File(desc="T1w/T2w ratio in reference space (when both exist)")
+    t1w_ref_file = File(desc="standardized T1w in reference space (when T2w is the anatomical space)")
     out_xfm = File(exists=True, desc="ITK affine: reference points -> anatomical points")
     mask_dice = traits.Float(desc="Dice of normalized brain mask vs reference mask")
 
@@ -63,6 +64,7 @@ class NormalizeToReference(SimpleInterface):
         self._results["ref_file"] = save(out["image"][channel], "anat_in_ref.nii.gz")
         if t1 is not None and t2 is not None:
             self._results["ratio_ref_file"] = save(out["image"][2], "ratio_in_ref.nii.gz")
+            self._results["t1w_ref_file"] = save(out["image"][0], "t1w_in_ref.nii.gz")
         sitk.WriteTransform(xfm, str(cwd / "from-anat_to-ref_xfm.txt"))
         self._results.update(model_input=str(cwd / "model_input.npz"),
                              out_xfm=str(cwd / "from-anat_to-ref_xfm.txt"), mask_dice=dice)

@@ -125,7 +125,7 @@ def train_member(data, config: str, seed: int, *, epochs: int, batch_size: int, 
             opt.step()
             sched.step()
             step += 1
-            tot += float(loss)
+            tot += float(loss.detach())
         msg = f"{config} seed {seed} epoch {epoch + 1}/{epochs} loss {tot / (n // batch_size):.3f}"
         LOGGER.info(msg)
         if history is not None:
@@ -246,7 +246,7 @@ def build_data(cache: Path, shared: Path, settings: dict, nprocs: int) -> tuple[
     import SimpleITK as sitk
 
     from .dataset import generate_cohort, load_cohort
-    from .synthesis import Atlas, build_atlas, build_reference_mask
+    from .synthesis import build_atlas, build_reference_mask
 
     cache.mkdir(parents=True, exist_ok=True)
     tf_home = shared / "templateflow"
@@ -266,11 +266,7 @@ def build_data(cache: Path, shared: Path, settings: dict, nprocs: int) -> tuple[
 def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings: dict,
                  nprocs: int = 2, name: str = "infantage-default") -> dict:
     """Train every configuration and write the bundle to ``out_dir``. Returns bundle.json."""
-    import shutil
-
     import torch
-
-    from .. import __version__
 
     t0 = time.time()
     train, val = build_data(cache, shared, settings, nprocs)
@@ -290,12 +286,13 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
         log.write("\n".join(history) + "\n")
     states = [(state, seconds) for state, seconds, _ in states]
     from .nets.multitask_agenet import MultiTaskAgeNet
+    from .synthesis import read_bcp_volumes
 
     torch.set_num_threads(max(1, nprocs))  # after the fork: OpenMP pools do not survive fork
-    members = {}
+    nets_by_config, calibrations, seconds = {}, {}, {}
     for config in configs:
         nets = []
-        for (cfg, _), (state, seconds) in zip(jobs, states):
+        for (cfg, _), (state, _) in zip(jobs, states):
             if cfg == config:
                 net = MultiTaskAgeNet(in_channels=len(CONFIGURATIONS[config]), channels=settings["channels"])
                 net.load_state_dict(state)
@@ -303,14 +300,8 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
                 nets.append(net)
         means, vars_, feats = predict_members(nets, val, config)
         cal = calibrate(means, vars_, feats, val["age"])
-        save_config_weights(nets, out_dir / f"{config}.safetensors")
-        members[config] = {
-            "file": f"{config}.safetensors",
-            "members": len(nets),
-            "channels": list(CONFIGURATIONS[config]),
-            "calibration": cal,
-            "training_seconds_per_member": [round(sec, 1) for (cfg, _), (_, sec) in zip(jobs, states) if cfg == config],
-        }
+        nets_by_config[config], calibrations[config] = nets, cal
+        seconds[config] = [round(sec, 1) for (cfg, _), (_, sec) in zip(jobs, states) if cfg == config]
         msg = (f"{config}: validation MAE {cal['val_mae_months']:.2f} months "
                f"(uncalibrated {cal['val_mae_uncalibrated_months']:.2f}), "
                f"slope {cal['slope']:.3f}")
@@ -318,12 +309,68 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
         log.write(msg + "\n")
         log.flush()
     log.write(f"all members trained in {time.time() - tc:.0f} s wall\n")
-    shutil.copy(cache / "ref.nii.gz", out_dir / "reference_mask.nii.gz")
+    log.close()
+    vols = read_bcp_volumes(shared / "bcp-brainmasks" / "masks.tsv")
+    return write_bundle(
+        out_dir, nets_by_config, calibrations, settings=settings, name=name,
+        reference_mask=cache / "ref.nii.gz",
+        volume_norms={str(k): [float(v.mean()), float(v.std(ddof=1))] for k, v in vols.items()},
+        data_provenance={
+            "templates": "tpl-BMEXInfant cohorts 1-5 (0, 6, 9, 12, 24 months), MIT, "
+                         "DBC-Lab/Brain_MRI_Enhancement b47e31f",
+            "brain_volumes": "206 BCP brain masks (masks.tsv), MIT",
+            "synthesis": "bids_infantage.models.synthesis",
+        },
+        seconds_per_member=seconds, seconds=time.time() - t0)
+
+
+def write_bundle(out_dir: Path, nets_by_config: dict, calibrations: dict, *, settings: dict,
+                 name: str, reference_mask: Path, volume_norms: dict, data_provenance: dict,
+                 seconds_per_member: dict | None = None, seconds: float | None = None) -> dict:
+    """Write a model bundle: one safetensors file per configuration, the reference mask and
+    ``bundle.json`` (geometry, normalization, calibration, sha256 of every file).
+
+    Parameters
+    ----------
+    out_dir : Path
+        Bundle folder (created).
+    nets_by_config : dict of str -> list of MultiTaskAgeNet
+        Ensemble members per input configuration.
+    calibrations : dict of str -> dict
+        From :func:`calibrate`.
+    reference_mask : Path
+        Reference brain mask (64^3 at 3 mm) that defines the model grid.
+    volume_norms : dict of str -> [mean, sd]
+        Brain-volume norms (ml) per age (months), for the out-of-range checks.
+    data_provenance : dict
+        What the members were trained on.
+
+    Returns
+    -------
+    dict
+        The content of ``bundle.json``.
+    """
+    import shutil
+
+    import torch
+
+    from .. import __version__
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    members = {}
+    for config, nets in nets_by_config.items():
+        save_config_weights(nets, out_dir / f"{config}.safetensors")
+        members[config] = {
+            "file": f"{config}.safetensors",
+            "members": len(nets),
+            "channels": list(CONFIGURATIONS[config]),
+            "calibration": calibrations[config],
+        }
+        if seconds_per_member:
+            members[config]["training_seconds_per_member"] = seconds_per_member[config]
+    shutil.copy(reference_mask, out_dir / "reference_mask.nii.gz")
     files = {p.name: sha256(p) for p in sorted(out_dir.iterdir())
              if p.suffix in (".safetensors", ".gz")}
-    from .synthesis import read_bcp_volumes
-
-    vols = read_bcp_volumes(shared / "bcp-brainmasks" / "masks.tsv")
     bundle = {
         "name": name,
         "version": __version__,
@@ -334,23 +381,17 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
                           "ratio": "T1w / max(T2w, 0.05), clip [0, 4]",
                           "volume_feature": "log(volume_ml / 900)"},
         "age_range_months": [0.0, 24.0],
-        "volume_norms_ml": {str(k): [float(v.mean()), float(v.std(ddof=1))] for k, v in vols.items()},
+        "volume_norms_ml": volume_norms,
         "configurations": members,
         "files_sha256": files,
         "training": {
             "settings": settings,
-            "data": {
-                "templates": "tpl-BMEXInfant cohorts 1-5 (0, 6, 9, 12, 24 months), MIT, "
-                             "DBC-Lab/Brain_MRI_Enhancement b47e31f",
-                "brain_volumes": "206 BCP brain masks (masks.tsv), MIT",
-                "synthesis": "bids_infantage.models.synthesis",
-            },
-            "seconds": round(time.time() - t0, 1),
+            "data": data_provenance,
+            "seconds": None if seconds is None else round(seconds, 1),
             "torch": torch.__version__,
         },
     }
     (out_dir / "bundle.json").write_text(json.dumps(bundle, indent=1))
-    log.close()
     return bundle
 
 

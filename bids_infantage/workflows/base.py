@@ -124,6 +124,8 @@ def init_single_session_wf(*, unit: dict, output_dir, model: str, model_desc: st
         (infer_wf, ds_wf, [
             ("outputnode.saliency_anat", "inputnode.saliency_anat"),
             ("outputnode.anat_ref", "inputnode.anat_ref"),
+            ("outputnode.t1w_ref", "inputnode.t1w_ref"),
+            ("outputnode.ratio_ref", "inputnode.ratio_ref"),
             ("outputnode.anat2ref_xfm", "inputnode.anat2ref_xfm"),
             ("outputnode.table", "inputnode.table"),
             ("outputnode.table_meta", "inputnode.table_meta")]),

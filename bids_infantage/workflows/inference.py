@@ -28,7 +28,9 @@ def init_inference_wf(*, model: str, modality: str, has_t1w: bool, has_t2w: bool
         One-row TSV and its column descriptions.
     saliency_anat, saliency_ref
         Grad-CAM saliency in anatomical and reference space.
-    anat_ref, ratio_ref, anat2ref_xfm, normalization_dice, prediction, configuration
+    anat_ref, t1w_ref, ratio_ref, anat2ref_xfm, normalization_dice, prediction, configuration
+        ``anat_ref``, ``t1w_ref`` and ``ratio_ref`` are the model's input channels (standardized,
+        64^3 at 3 mm); ``t1w_ref`` and ``ratio_ref`` exist with both T1w and T2w.
     """
     from nipype.interfaces import utility as niu
     from nipype.pipeline import engine as pe
@@ -48,7 +50,7 @@ def init_inference_wf(*, model: str, modality: str, has_t1w: bool, has_t2w: bool
         "t1w_preproc", "t2w_preproc", "anat_preproc", "anat_mask", "volume_ml", "t1w_t2w_dice",
         "subject", "session", "chronological_age", "warnings"]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=[
-        "table", "table_meta", "saliency_anat", "saliency_ref", "anat_ref", "ratio_ref",
+        "table", "table_meta", "saliency_anat", "saliency_ref", "anat_ref", "t1w_ref", "ratio_ref",
         "anat2ref_xfm", "normalization_dice", "prediction", "configuration"]), name="outputnode")
     normalize = pe.Node(NormalizeToReference(model=model), name="normalize_to_reference")
     infer = pe.Node(BrainAgeInference(model=model, modality=modality, has_t1w=has_t1w,
@@ -77,6 +79,7 @@ def init_inference_wf(*, model: str, modality: str, has_t1w: bool, has_t2w: bool
         (infer, outputnode, [("saliency", "saliency_ref"), ("prediction", "prediction"),
                              ("configuration", "configuration")]),
         (normalize, outputnode, [("ref_file", "anat_ref"), ("ratio_ref_file", "ratio_ref"),
+                                 ("t1w_ref_file", "t1w_ref"),
                                  ("out_xfm", "anat2ref_xfm"), ("mask_dice", "normalization_dice")]),
     ])
     return workflow

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+#: ``SpatialReference`` of the ``space-infantageRef`` outputs.
+REF_DESCRIPTION = "bids-infantage model reference (64^3 voxels, 3 mm)"
+
 
 def init_ds_outputs_wf(*, output_dir: str | Path, has_t1w: bool, has_t2w: bool,
                        model_desc: str = "", name: str = "ds_outputs_wf"):
@@ -21,8 +24,8 @@ def init_ds_outputs_wf(*, output_dir: str | Path, has_t1w: bool, has_t2w: bool,
     ------
     source_t1w, source_t2w
         BIDS source files (names give the entities).
-    t1w_preproc, t2w_preproc, anat_mask, ratio, saliency_anat, anat_ref, t1w_t2w_xfm,
-    anat2ref_xfm, table, table_meta
+    t1w_preproc, t2w_preproc, anat_mask, ratio, saliency_anat, anat_ref, t1w_ref, ratio_ref,
+    t1w_t2w_xfm, anat2ref_xfm, table, table_meta
         Files from the preprocessing and inference workflows.
     reportlets
         List of (desc, svg path) pairs for ``figures/``.
@@ -38,7 +41,8 @@ def init_ds_outputs_wf(*, output_dir: str | Path, has_t1w: bool, has_t2w: bool,
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=[
         "source_t1w", "source_t2w", "t1w_preproc", "t2w_preproc", "anat_mask", "ratio",
-        "saliency_anat", "anat_ref", "t1w_t2w_xfm", "anat2ref_xfm", "table", "table_meta"]),
+        "saliency_anat", "anat_ref", "t1w_ref", "ratio_ref", "t1w_t2w_xfm", "anat2ref_xfm", "table",
+        "table_meta"]),
         name="inputnode")
 
     def ds(name, **kw):
@@ -52,7 +56,7 @@ def init_ds_outputs_wf(*, output_dir: str | Path, has_t1w: bool, has_t2w: bool,
                   Description="Grad-CAM saliency of the predicted age (0-1), first ensemble member",
                   Model=model_desc)
     anat_ref = ds("ds_anat_ref", space="infantageRef", desc="preproc", suffix=anat, compress=True,
-                  SkullStripped=True, SpatialReference="bids-infantage model reference (64^3 voxels, 3 mm)")
+                  SkullStripped=True, SpatialReference=REF_DESCRIPTION)
     xfm_ref = ds("ds_anat2ref_xfm", mode="image", suffix="xfm", extension=".txt",
                  **{"from": anat, "to": "infantageRef"})
     table = ds("ds_brainage", suffix="brainage", extension=".tsv")
@@ -77,6 +81,17 @@ def init_ds_outputs_wf(*, output_dir: str | Path, has_t1w: bool, has_t2w: bool,
             (inputnode, xfm, [("source_t2w", "source_file"), ("t1w_t2w_xfm", "in_file")]),
         ])
         t1w.inputs.SpatialReference = "T2w space of the same session (desc-preproc_T2w)"
+        # the other model-input channels in the model reference space (bids-infantage-cv reads
+        # them back to retrain on a labelled cohort)
+        t1w_ref = ds("ds_t1w_ref", space="infantageRef", desc="preproc", suffix="T1w", compress=True,
+                     SkullStripped=True, SpatialReference=REF_DESCRIPTION)
+        ratio_ref = ds("ds_ratio_ref", space="infantageRef", desc="ratio", suffix="T1wT2w",
+                       compress=True, SpatialReference=REF_DESCRIPTION,
+                       Description="T1w/T2w ratio of the standardized images (model input channel)")
+        workflow.connect([
+            (inputnode, t1w_ref, [("source_t1w", "source_file"), ("t1w_ref", "in_file")]),
+            (inputnode, ratio_ref, [("source_t2w", "source_file"), ("ratio_ref", "in_file")]),
+        ])
     return workflow
 
 
