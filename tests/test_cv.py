@@ -1,8 +1,9 @@
 """Cross-validation and retraining (``bids-infantage-cv``).
 
-The CI's small CV run: a tiny network on 16 synthetic infants from the default model's
-generator (the atlas is built from ../shared/templateflow in place, about 2 minutes), two
-configurations, 4 folds x 2 repeats, then the final bundle, which ``--model`` accepts.
+The CI's small CV run: tiny networks on 16 synthetic infants from the default model's
+generator (the atlas is built from ../shared/templateflow in place, about 2 minutes): two
+configurations of the 3D model and the Wada et al. five-level model, 4 folds x 2 repeats,
+then the final bundle, which ``--model`` accepts.
 """
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def synthetic_cv(tmp_path_factory):
     base = tmp_path_factory.mktemp("cv")
     out = base / "out"
     rc = cv.main([str(out), "--synthetic", "16", "--cache-dir", str(base / "cache"),
-                  "--shared", str(SHARED), "--tiny", "--configs", "t1w", "ratio",
+                  "--shared", str(SHARED), "--tiny", "--configs", "t1w", "ratio", "--wada", "t1w",
                   "--folds", "4", "--repeats", "2", "--nprocs", "2"])
     return {"rc": rc, "out": out, "cache": base / "cache"}
 
@@ -71,21 +72,23 @@ def test_small_cv_run_writes_statistics(synthetic_cv):
     out = synthetic_cv["out"]
     assert synthetic_cv["rc"] == 0
     folds = _rows(out / "cv_folds.tsv")
-    assert len(folds) == 2 * 4 * 2  # configurations x folds x repeats
-    assert {r["configuration"] for r in folds} == {"t1w", "ratio"}
+    models = ("t1w", "ratio", "wada:t1w")
+    assert len(folds) == 3 * 4 * 2  # models x folds x repeats
+    assert {r["configuration"] for r in folds} == set(models)
     assert all(int(r["n_train"]) + int(r["n_test"]) == 16 for r in folds)
     preds = _rows(out / "cv_predictions.tsv")
-    assert len(preds) == 2 * 2 * 16  # each subject predicted once per repeat and configuration
+    assert len(preds) == 3 * 2 * 16  # each subject predicted once per repeat and model
     for r in folds:  # fold MAE recomputed from the predictions
         part = [p for p in preds if (p["configuration"], p["repeat"], p["fold"])
                 == (r["configuration"], r["repeat"], r["fold"])]
         mae = np.mean([abs(float(p["predicted_age"]) - float(p["age"])) for p in part])
         assert float(r["mae"]) == pytest.approx(mae, rel=1e-4)
     anova = _rows(out / "cv_anova.tsv")[0]
-    groups = [[float(r["mae"]) for r in folds if r["configuration"] == c] for c in ("t1w", "ratio")]
+    groups = [[float(r["mae"]) for r in folds if r["configuration"] == c] for c in models]
     assert float(anova["f"]) == pytest.approx(stats.f_oneway(*groups).statistic, rel=1e-4)
     pair = _rows(out / "cv_pairwise.tsv")
-    assert len(pair) == 1 and {pair[0]["a"], pair[0]["b"]} == {"t1w", "ratio"}
+    assert {(r["a"], r["b"]) for r in pair} == {("t1w", "ratio"), ("t1w", "wada:t1w"),
+                                                ("ratio", "wada:t1w")}
     report = (out / "cv_report.html").read_text()
     assert "One-way ANOVA" in report and "Mann" in report
 
@@ -102,3 +105,49 @@ def test_cv_bundle_is_accepted_by_model_option(synthetic_cv, tmp_path):
     pred = bundle.predict(sample["image"][0].astype(np.float32), float(sample["volume_ml"][0]),
                           "ratio", saliency=False)
     assert np.isfinite(pred["age"]) and pred["sd"] > 0
+
+
+def test_wada_levels_and_network():
+    import torch
+
+    from bids_infantage.models.nets.wada2d import (WADA_LEVELS, WadaLevelNet, blend_age_ranges,
+                                                   load_levels, locate_levels)
+
+    # a toy label map: brainstem z 5-14 with cerebellar WM widest at z 8, ventral DC widest at
+    # z 12, thalamus widest at z 18, ventricles up to z 24, brain up to z 40
+    labels = np.zeros((48, 20, 20), np.int16)
+    labels[:41, 2:18, 2:18] = 2
+    labels[5:15, 9:11, 9:11] = 16
+    for z, w in ((6, 2), (7, 4), (8, 6), (9, 3)):
+        labels[z, 2:2 + w, 2:4] = 7
+    for z, w in ((11, 2), (12, 4), (13, 1)):
+        labels[z, 12:12 + w, 2:4] = 28
+    for z, w in ((17, 3), (18, 5), (19, 2)):
+        labels[z, 14:14 + w, 14:16] = 10
+    labels[16:25, 5:8, 12:14] = 4
+    assert locate_levels(labels) == dict(zip(WADA_LEVELS, (8, 12, 18, 25, 32)))
+    with pytest.raises(ValueError, match="no thalamus"):
+        locate_levels(np.where(labels == 10, 2, labels))
+    levels = load_levels()
+    assert levels == sorted(levels) and len(set(levels)) == 5 and 0 < levels[0] < levels[-1] < 64
+    net = WadaLevelNet(in_channels=2)
+    out = net(torch.rand(2, 2, 64, 64, 64), torch.zeros(2, 1))
+    assert out["age"].shape == (2,) and out["features"].shape == (2, net.n_features)
+    assert "seg" not in out
+    age, var = blend_age_ranges(np.array([3.0, 12.0, 20.0]), np.array([5.0, 14.0, 21.0]),
+                                np.ones(3), 3 * np.ones(3))
+    assert age == pytest.approx([3.0, 0.375 * 12.0 + 0.625 * 14.0, 21.0])  # weight 0, 5/8, 1
+    assert var[0] == 1.0 and var[2] == 3.0
+
+
+def test_shipped_wada_levels_are_reproducible():
+    """data/wada-levels.json comes from build_levels on ../shared/infant-asegs."""
+    from bids_infantage.models.nets.wada2d import build_levels
+    from bids_infantage.utils.data import data_path, load_json
+
+    if not (SHARED / "infant-asegs").is_dir():
+        pytest.skip("../shared/infant-asegs not found")
+    shipped = load_json("wada-levels.json")
+    ref = data_path("models") / "infantage-default" / "reference_mask.nii.gz"
+    again = build_levels(SHARED, ref, ages=("12",))
+    assert again["per_label_map"]["12mo"] == shipped["per_label_map"]["12mo"]

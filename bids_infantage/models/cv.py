@@ -238,21 +238,45 @@ def _job_seed(config: str, repeat: int, fold: int, member: int, seed: int) -> in
     return seed * 1_000_003 + 10_007 * repeat + 101 * fold + 11 * member + sum(map(ord, config))
 
 
+def model_label(architecture: str, config: str) -> str:
+    """Row label of a model in the tables: the configuration, prefixed for other architectures."""
+    return config if architecture == "multitask" else f"{architecture}:{config}"
+
+
 def _run_job(job):
-    """Train one member on one fold and predict its test subjects (worker function)."""
+    """Train one member on one fold and predict its test subjects (worker function).
+
+    For the Wada et al. (2019) architecture a member is their age-range ensemble: one network
+    trained on the training subjects aged 0-16 months, one on those aged 8-24 months, blended
+    by :func:`~bids_infantage.models.nets.wada2d.blend_age_ranges`.
+    """
     import torch
 
     from .training import predict_members, train_member
 
-    config, repeat, fold, member, train_idx, test_idx = job
+    architecture, config, repeat, fold, member, train_idx, test_idx = job
     torch.set_num_threads(1)
     s = _JOB["settings"]
+    data = _JOB["data"]
     t0 = time.time()
-    net = train_member(_subset(_JOB["data"], train_idx), config,
-                       seed=_job_seed(config, repeat, fold, member, s["seed"]),
-                       epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"],
-                       channels=s["channels"], loss_weights=s["loss_weights"])
-    means, vars_, _ = predict_members([net], _subset(_JOB["data"], test_idx), config)
+    seed = _job_seed(model_label(architecture, config), repeat, fold, member, s["seed"])
+    kw = dict(epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"], channels=s["channels"],
+              loss_weights=s["loss_weights"], architecture=architecture)
+    test = _subset(data, test_idx)
+    if architecture == "wada":
+        from .nets.wada2d import OLD_RANGE, YOUNG_RANGE, blend_age_ranges
+
+        preds = []
+        for k, (lo, hi) in enumerate((YOUNG_RANGE, OLD_RANGE)):
+            ages = data["age"][train_idx]
+            part = train_idx[(ages >= lo) & (ages <= hi)]
+            net = train_member(_subset(data, part), config, seed=seed + k, **kw)
+            preds.append(predict_members([net], test, config))
+        (my, vy, _), (mo, vo, _) = preds
+        mean, var = blend_age_ranges(my[0], mo[0], vy[0], vo[0])
+        return mean, var, time.time() - t0
+    net = train_member(_subset(data, train_idx), config, seed=seed, **kw)
+    means, vars_, _ = predict_members([net], test, config)
     return means[0], vars_[0], time.time() - t0
 
 
@@ -265,8 +289,11 @@ def _map(fn, jobs, nprocs: int):
     return [fn(j) for j in jobs]
 
 
-def cross_validate(data: dict, configs, settings: dict, nprocs: int = 1):
+def cross_validate(data: dict, configs, settings: dict, nprocs: int = 1, wada_configs=()):
     """Repeated K-fold CV of every configuration on the same splits.
+
+    ``configs`` are trained with the multi-task 3D network; ``wada_configs`` with the Wada et
+    al. (2019) five-level 2D age-range ensemble (rows labelled ``wada:<configuration>``).
 
     Returns
     -------
@@ -280,27 +307,29 @@ def cross_validate(data: dict, configs, settings: dict, nprocs: int = 1):
     from ..group.compare import fold_metrics
 
     splits = cv_splits(data["age"], settings["folds"], settings["repeats"], settings["seed"])
-    jobs = [(c, r, k, m, tr, te) for c in configs for (r, k, tr, te) in splits
+    models = [("multitask", c) for c in configs] + [("wada", c) for c in wada_configs]
+    jobs = [(a, c, r, k, m, tr, te) for a, c in models for (r, k, tr, te) in splits
             for m in range(settings["members"])]
-    LOGGER.info("cross-validation: %d configuration(s) x %d split(s) x %d member(s) = %d "
-                "trainings on %d subjects", len(configs), len(splits), settings["members"],
+    LOGGER.info("cross-validation: %d model(s) x %d split(s) x %d member(s) = %d "
+                "trainings on %d subjects", len(models), len(splits), settings["members"],
                 len(jobs), len(data["age"]))
     _JOB.update(data=data, settings=settings)
     results = _map(_run_job, jobs, nprocs)
     fold_rows, pred_rows = [], []
-    for c in configs:
+    for a, c in models:
+        label = model_label(a, c)
         for r, k, tr, te in splits:
-            parts = [res for job, res in zip(jobs, results) if job[:3] == (c, r, k)]
+            parts = [res for job, res in zip(jobs, results) if job[:4] == (a, c, r, k)]
             means = np.stack([p[0] for p in parts])
             vars_ = np.stack([p[1] for p in parts])
             pred = means.mean(0)
             var = vars_.mean(0) + means.var(0)
             true = data["age"][te].astype(float)
-            fold_rows.append({"configuration": c, "repeat": r, "fold": k, "n_train": len(tr),
+            fold_rows.append({"configuration": label, "repeat": r, "fold": k, "n_train": len(tr),
                               "n_test": len(te), **fold_metrics(true, pred),
                               "seconds": float(sum(p[2] for p in parts))})
             for i, idx in enumerate(te):
-                pred_rows.append({"configuration": c, "repeat": r, "fold": k,
+                pred_rows.append({"configuration": label, "repeat": r, "fold": k,
                                   "subject": data["id"][idx], "age": float(true[i]),
                                   "predicted_age": float(pred[i]), "variance": float(var[i])})
     return pd.DataFrame(fold_rows), pd.DataFrame(pred_rows)
@@ -493,7 +522,12 @@ def main(argv=None) -> int:
     p.add_argument("--cache-dir", type=Path, default=Path("training-cache"))
     p.add_argument("--external", type=Path,
                    help="participant outputs of a labelled external set (Wilcoxon tests)")
-    p.add_argument("--configs", nargs="+", default=list(CONFIGURATIONS), choices=list(CONFIGURATIONS))
+    p.add_argument("--configs", nargs="+", default=list(CONFIGURATIONS), choices=list(CONFIGURATIONS),
+                   help="configurations of the multi-task 3D model (Park et al. 2026)")
+    p.add_argument("--wada", nargs="*", default=[], choices=list(CONFIGURATIONS), metavar="CONFIG",
+                   help="also cross-validate the Wada et al. (2019) five-level 2D age-range "
+                        "ensemble on these configurations, e.g. --wada t1w+t2w (CV table only; "
+                        "the bundle holds the 3D models)")
     for key in ("folds", "repeats", "seed", "epochs", "members", "final_members"):
         p.add_argument(f"--{key.replace('_', '-')}", type=int, default=None,
                        help=f"default {DEFAULTS[key]}")
@@ -526,12 +560,13 @@ def main(argv=None) -> int:
         if not data["wm"].any():
             settings["loss_weights"]["seg"] = 0.0  # no T2w: no white-matter target
         configs = usable_configurations(data, args.configs)
+        wada_configs = usable_configurations(data, args.wada)
         if not configs:
             raise InputError("no requested configuration has its images for every subject; "
                              "choose --configs among those the cohort's modalities allow")
         external = load_derivatives_cohort(args.external) if args.external else None
         t0 = time.time()
-        folds, predictions = cross_validate(data, configs, settings, args.nprocs)
+        folds, predictions = cross_validate(data, configs, settings, args.nprocs, wada_configs)
         seconds = time.time() - t0
         external_preds = None
         if not args.no_bundle:
@@ -543,7 +578,8 @@ def main(argv=None) -> int:
             if external is not None:
                 external_preds = predict_external(bundle_dir, external,
                                                   usable_configurations(external, configs))
-        tables = write_outputs(args.output_dir, folds, predictions, settings, configs,
+        tables = write_outputs(args.output_dir, folds, predictions, settings,
+                               configs + [model_label("wada", c) for c in wada_configs],
                                n_subjects=len(data["age"]), seconds=seconds,
                                external=external_preds, source=source)
     except InputError as exc:

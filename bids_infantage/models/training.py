@@ -71,8 +71,32 @@ def _batch_tensors(images, vols, idx, channels, rng=None):
     return torch.from_numpy(x), torch.from_numpy(s)
 
 
+def build_network(architecture: str, config: str, channels=None):
+    """A fresh network for an input configuration.
+
+    ``multitask``: :class:`~bids_infantage.models.nets.multitask_agenet.MultiTaskAgeNet`
+    (3D, Park et al. 2026); ``wada``: :class:`~bids_infantage.models.nets.wada2d.WadaLevelNet`
+    (five axial levels, Wada et al. 2019).
+
+    Raises
+    ------
+    ValueError
+        Unknown architecture.
+    """
+    n_in = len(CONFIGURATIONS[config])
+    if architecture == "multitask":
+        from .nets.multitask_agenet import MultiTaskAgeNet
+
+        return MultiTaskAgeNet(in_channels=n_in, **({"channels": channels} if channels else {}))
+    if architecture == "wada":
+        from .nets.wada2d import WadaLevelNet
+
+        return WadaLevelNet(in_channels=n_in)
+    raise ValueError(f"unknown architecture {architecture!r}: use multitask or wada")
+
+
 def train_member(data, config: str, seed: int, *, epochs: int, batch_size: int, lr: float,
-                 channels, loss_weights, history=None):
+                 channels, loss_weights, history=None, architecture: str = "multitask"):
     """Train one ensemble member.
 
     Parameters
@@ -81,21 +105,22 @@ def train_member(data, config: str, seed: int, *, epochs: int, batch_size: int, 
         From :func:`~bids_infantage.models.dataset.load_cohort`.
     config : str
         Input configuration (key of :data:`CONFIGURATIONS`).
+    architecture : {"multitask", "wada"}
+        See :func:`build_network`; the segmentation and reconstruction losses apply only to
+        networks that have those heads.
 
     Returns
     -------
-    MultiTaskAgeNet
+    torch.nn.Module
         Trained network (eval mode).
     """
     import torch
     import torch.nn.functional as F
 
-    from .nets.multitask_agenet import MultiTaskAgeNet
-
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     chans = list(CONFIGURATIONS[config])
-    net = MultiTaskAgeNet(in_channels=len(chans), channels=channels)
+    net = build_network(architecture, config, channels)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     n = len(data["age"])
     steps = epochs * (n // batch_size)
@@ -114,12 +139,13 @@ def train_member(data, config: str, seed: int, *, epochs: int, batch_size: int, 
             out = net(x, s)
             y = ages[idx]
             var = out["log_var"].exp()
-            loss = (
-                loss_weights["l1"] * F.l1_loss(out["age"], y)
-                + loss_weights["nll"] * F.gaussian_nll_loss(out["age"], y, var)
-                + loss_weights["seg"] * F.binary_cross_entropy_with_logits(out["seg"], wm_small[idx])
-                + loss_weights["recon"] * F.mse_loss(out["recon"], F.avg_pool3d(x, 4))
-            )
+            loss = (loss_weights["l1"] * F.l1_loss(out["age"], y)
+                    + loss_weights["nll"] * F.gaussian_nll_loss(out["age"], y, var))
+            if "seg" in out:
+                loss = loss + loss_weights["seg"] * F.binary_cross_entropy_with_logits(
+                    out["seg"], wm_small[idx])
+            if "recon" in out:
+                loss = loss + loss_weights["recon"] * F.mse_loss(out["recon"], F.avg_pool3d(x, 4))
             opt.zero_grad()
             loss.backward()
             opt.step()
