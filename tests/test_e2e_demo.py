@@ -223,3 +223,29 @@ def test_killed_run_resumes_to_identical_outputs(demo_run, tmp_path):
             assert np.allclose(resumed[rel], content, rtol=1e-9, atol=1e-9), rel
         else:  # tables and sidecars (ages to 3 decimals): identical text
             assert resumed[rel] == content, rel
+
+
+def test_participant_outputs_feed_cross_validation(demo_run, tmp_path):
+    """bids-infantage-cv reads the demo derivatives back: the reference-space channels give the
+    same predicted ages as the pipeline (to float16 storage), and a tiny 2-fold CV on the five
+    templates runs through to a bundle and a report."""
+    import numpy as np
+
+    from bids_infantage.models import cv
+    from bids_infantage.models.bundle import load_bundle
+
+    data = cv.load_derivatives_cohort(demo_run["out"])
+    assert data["id"] == [f"sub-{s}" for s in SUBJECTS]
+    assert data["age"].tolist() == [AGES[s] for s in SUBJECTS]
+    assert data["has"].all() and data["wm"].any(axis=(1, 2, 3)).all()
+    bundle = load_bundle()
+    for i, sub in enumerate(SUBJECTS):
+        row = _read_table(demo_run["out"] / f"sub-{sub}" / "anat" / f"sub-{sub}_brainage.tsv")
+        pred = bundle.predict(data["image"][i].astype(np.float32), float(data["volume_ml"][i]),
+                              row["model_configuration"], saliency=False)
+        assert pred["age"] == pytest.approx(float(row["predicted_age_months"]), abs=0.02), sub
+    rc = cv.main([str(demo_run["out"]), str(tmp_path / "cv"), "--tiny", "--folds", "2",
+                  "--repeats", "1", "--configs", "t1w+t2w", "--nprocs", "1"])
+    assert rc == 0
+    assert (tmp_path / "cv" / "cv_report.html").is_file()
+    assert load_bundle(str(tmp_path / "cv" / "model")).meta["training"]["data"]["n"] == 5
