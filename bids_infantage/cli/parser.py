@@ -48,7 +48,8 @@ def get_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("performance")
     g.add_argument("--nprocs", "--n-cpus", type=int, default=os.cpu_count() or 1,
                    help="processes for Nipype (MultiProc)")
-    g.add_argument("--omp-nthreads", type=int, default=None, help="threads per process (default: 1)")
+    g.add_argument("--omp-nthreads", type=int, default=None,
+                   help="threads per process for torch, OpenMP and ITK (default: 1)")
     g.add_argument("--mem-gb", "--mem", type=float, default=None, help="memory limit (GB)")
     g.add_argument("--plugin-file", type=Path, default=None,
                    help="Nipype plugin YAML (plugin: MultiProc|SLURM|SLURMGraph|SGE, plugin_args: {...})")

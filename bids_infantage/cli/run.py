@@ -301,7 +301,11 @@ def main(argv=None) -> int:
     from .parser import parse_args
 
     opts = parse_args(argv)
+    # threads per process for OpenMP and ITK (SimpleITK): MultiProc runs --nprocs processes, so
+    # more threads each would oversubscribe the cores. Set before SimpleITK is first imported
+    # here and inherited by the worker processes.
     os.environ.setdefault("OMP_NUM_THREADS", str(opts.omp_nthreads))
+    os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", str(opts.omp_nthreads))
     config = Config(
         bids_dir=opts.bids_dir.resolve(), output_dir=opts.output_dir.resolve(),
         analysis_level=opts.analysis_level, work_dir=opts.work_dir,
