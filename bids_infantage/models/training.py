@@ -123,6 +123,9 @@ def train_member(data, config: str, seed: int, *, epochs: int, batch_size: int, 
     net = build_network(architecture, config, channels)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     n = len(data["age"])
+    if n == 0:
+        raise ValueError(f"no training subjects for {config}")
+    batch_size = min(batch_size, n)  # tiny cohorts (CV folds) still give one step per epoch
     steps = epochs * (n // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
     wm = torch.from_numpy(data["wm"].astype(np.float32))[:, None]
