@@ -249,3 +249,25 @@ def test_participant_outputs_feed_cross_validation(demo_run, tmp_path):
     assert rc == 0
     assert (tmp_path / "cv" / "cv_report.html").is_file()
     assert load_bundle(str(tmp_path / "cv" / "model")).meta["training"]["data"]["n"] == 5
+
+
+def test_older_brain_is_flagged_out_of_range(demo_run):
+    """The 24-month input with the brain volume of an older child is flagged out of range
+    (and says why) instead of being reported as a confident 24 months; the real 24-month
+    volume is not flagged. The volume enters the model as a scalar after affine
+    normalization, so this is what a larger brain with 24-month contrast looks like."""
+    import numpy as np
+
+    from bids_infantage.models import cv
+    from bids_infantage.models.bundle import load_bundle
+
+    data = cv.load_derivatives_cohort(demo_run["out"])
+    i = data["id"].index("sub-m24")
+    bundle = load_bundle()
+    image = data["image"][i].astype(np.float32)
+    typical = bundle.predict(image, 1192.0, "t1w+t2w", saliency=False)  # BCP 24-month mean
+    assert not typical["out_of_range"] and typical["flags"] == []
+    for volume in (1500.0, 1800.0):  # +3 SD and beyond: an older child's or adult's brain size
+        pred = bundle.predict(image, volume, "t1w+t2w", saliency=False)
+        assert pred["out_of_range"], volume
+        assert any("brain volume" in f for f in pred["flags"]), pred["flags"]
