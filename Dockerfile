@@ -53,6 +53,8 @@ ENV PATH=/opt/venv/bin:$PATH
 #   TORCH_INDEX given  -> that index (e.g. a CUDA build)
 #   /wheels mounted    -> pip --find-links /wheels (the +cpu wheel sorts above PyPI's build)
 #   otherwise          -> the PyPI CPU index of PyTorch
+# The wheel's C++ unit-test programs (torch/test, torch/bin/test_*, *Test: about 125 MB) are
+# never used from Python and are removed.
 RUN set -eu; \
     if [ -n "${TORCH_INDEX}" ]; then \
         echo "torch ${TORCH_VERSION} from ${TORCH_INDEX}"; \
@@ -64,31 +66,47 @@ RUN set -eu; \
         echo "torch ${TORCH_VERSION} from ${TORCH_CPU_INDEX}"; \
         pip install --extra-index-url "${TORCH_CPU_INDEX}" "torch==${TORCH_VERSION}"; \
     fi; \
-    python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+    torch_dir=$(python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/torch; \
+    rm -rf "${torch_dir}/test"; \
+    find "${torch_dir}/bin" -maxdepth 1 -type f \( -name 'test_*' -o -name '*Test' \) -delete; \
+    python -W ignore -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 
-# The package (with its default model bundle as package data) and the BIDS validator.
-# bids-validator-deno is installed explicitly: the [test] extra is not wanted in the image.
-COPY . /src
+# Dependencies (from pyproject.toml, with the pinned versions) and the BIDS validator, then the
+# package itself (with its default model bundle as package data) without dependencies: a
+# change to the code rebuilds only the last, small layer. bids-validator-deno is installed
+# explicitly: the [test] extra is not wanted in the image.
+COPY pyproject.toml /src/pyproject.toml
 RUN set -eu; \
     : > /tmp/constraints.txt; \
     for pin in ${PIP_CONSTRAINTS}; do echo "$pin" >> /tmp/constraints.txt; done; \
     echo "torch==${TORCH_VERSION}" >> /tmp/constraints.txt; \
+    python -c "import tomllib; p = tomllib.load(open('/src/pyproject.toml', 'rb')); \
+print('\n'.join(p['project']['dependencies']))" > /tmp/requirements.txt; \
     FIND_LINKS=""; \
     if [ -d /wheels ]; then FIND_LINKS="--find-links /wheels"; fi; \
-    pip install ${FIND_LINKS} -c /tmp/constraints.txt /src "bids-validator-deno==${BIDS_VALIDATOR_VERSION}"; \
-    pip check || true; \
+    pip install ${FIND_LINKS} -c /tmp/constraints.txt -r /tmp/requirements.txt \
+        "bids-validator-deno==${BIDS_VALIDATOR_VERSION}"
+
+COPY . /src
+RUN set -eu; \
+    pip install --no-deps /src; \
+    pip check; \
     bids-infantage --version; \
     python -c "from bids_infantage.models.bundle import load_bundle; b = load_bundle(); \
 print('default model bundle:', b.name, b.sha256, sorted(b.meta['configurations']))"
 
 # TemplateFlow home: an optional local copy from the build context, else the empty stub that
 # the templateflow package writes from its own files (no network: autoupdate is off).
+# Everything must be readable by the image's user; only files that are not get a chmod (a
+# blanket chmod -R would copy the whole venv, about 2 GB, into another builder layer).
 RUN set -eu; \
     mkdir -p /opt/templateflow; \
     if [ -d /src/templateflow ]; then cp -a /src/templateflow/. /opt/templateflow/; fi; \
     TEMPLATEFLOW_HOME=/opt/templateflow TEMPLATEFLOW_AUTOUPDATE=0 \
         python -W ignore -c "import templateflow.conf" ; \
-    chmod -R a+rX /opt/templateflow /opt/venv
+    find /opt/templateflow /opt/venv \( -type d -o \( -type f -perm /111 \) \) \
+        ! -perm -555 -exec chmod a+rx {} + ; \
+    find /opt/templateflow /opt/venv -type f ! -perm -444 -exec chmod a+r {} +
 
 # --------------------------------------------------------------------------- final
 FROM ${BASE_IMAGE}
