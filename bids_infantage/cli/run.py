@@ -302,10 +302,14 @@ def main(argv=None) -> int:
 
     opts = parse_args(argv)
     # threads per process for OpenMP and ITK (SimpleITK): MultiProc runs --nprocs processes, so
-    # more threads each would oversubscribe the cores. Set before SimpleITK is first imported
-    # here and inherited by the worker processes.
+    # more threads each would oversubscribe the cores; the same count in every process also
+    # makes results identical across plugins. Inherited by the worker processes.
     os.environ.setdefault("OMP_NUM_THREADS", str(opts.omp_nthreads))
     os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", str(opts.omp_nthreads))
+    import SimpleITK as sitk  # also for this process (Linear plugin), even if already imported
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(
+        int(os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"]))
     config = Config(
         bids_dir=opts.bids_dir.resolve(), output_dir=opts.output_dir.resolve(),
         analysis_level=opts.analysis_level, work_dir=opts.work_dir,
