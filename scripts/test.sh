@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export TEMPLATEFLOW_HOME=${TEMPLATEFLOW_HOME:-$(cd .. && pwd)/shared/templateflow}
-.venv/bin/python -m pytest -m "not slow" -q --doctest-modules tests bids_infantage "$@"
+.venv/bin/python -m pytest -m "not slow" -q -rs --doctest-modules tests bids_infantage "$@"
