@@ -13,8 +13,10 @@ after affine normalization): their slice indices are located automatically by
 (``python -m bids_infantage.models.nets.wada2d --shared ../shared`` rebuilds that file).
 Each level is a 3-slice (9 mm) slab averaged into one 2D image, as thick clinical slices.
 
-Reference: Wada A, et al. Automated brain age estimation in infants from conventional MRI
-with deep learning (five axial levels, age-range ensemble). 2019.
+Reference: Wada A, Saito Y, Fujita S, et al. Automation of a rule-based workflow to estimate
+age from brain MR imaging of infants and children up to 2 years old using stacked deep
+learning. Magnetic Resonance in Medical Sciences 2023;22(1):57-66.
+doi:10.2463/mrms.mp.2021-0068 (first reported at ISMRM 2019, abstract 2837).
 """
 from __future__ import annotations
 
