@@ -39,33 +39,26 @@ import numpy as np
 import pandas as pd
 
 from ..utils.errors import InputError
+from .training import DEFAULTS as TRAINING_DEFAULTS
 from .transforms import CONFIGURATIONS
 
 LOGGER = logging.getLogger("bids_infantage.training")
 
-#: Settings of a cross-validation run (CLI flags override them).
+#: Settings of a cross-validation run (CLI flags override them); the network and optimizer
+#: settings are those of the default model (:data:`bids_infantage.models.training.DEFAULTS`).
 DEFAULTS = {
     "folds": 5,
     "repeats": 2,
     "seed": 0,
-    "epochs": 24,
     "members": 1,
     "final_members": 2,
-    "batch_size": 8,
-    "lr": 2e-3,
-    "channels": [12, 24, 48, 64],
-    "loss_weights": {"l1": 1.0, "nll": 0.2, "seg": 0.3, "recon": 0.3},
+    **{k: TRAINING_DEFAULTS[k] for k in ("epochs", "batch_size", "lr", "channels", "loss_weights")},
 }
 #: A tiny configuration for tests and CI (seconds per job).
 TINY = {"epochs": 2, "channels": [4, 8, 8, 8], "batch_size": 4, "final_members": 1}
 
 
 # --------------------------------------------------------------------------- cohorts
-def _read_row(table: Path) -> dict:
-    header, row = table.read_text().splitlines()[:2]
-    return dict(zip(header.split("\t"), row.split("\t")))
-
-
 def load_derivatives_cohort(deriv_dir) -> dict:
     """Model inputs, brain volumes and chronological ages from participant outputs.
 
@@ -91,6 +84,7 @@ def load_derivatives_cohort(deriv_dir) -> dict:
     """
     import SimpleITK as sitk
 
+    from ..reports.core import as_float, read_brainage_tsv
     from .synthesis import _wm_probability
 
     deriv_dir = Path(deriv_dir)
@@ -99,12 +93,11 @@ def load_derivatives_cohort(deriv_dir) -> dict:
     out = {k: [] for k in ("image", "wm", "has", "age", "volume_ml", "id")}
     skipped = []
     for table in tables:
-        row = _read_row(table)
+        row = read_brainage_tsv(table)
         prefix = table.name[: -len("_brainage.tsv")]
-        try:
-            age = float(row.get("chronological_age_months", "n/a"))
-            volume = float(row["brain_volume_ml"])
-        except (KeyError, ValueError):
+        age = as_float(row.get("chronological_age_months"))
+        volume = as_float(row.get("brain_volume_ml"))
+        if age is None or volume is None:
             skipped.append(f"{prefix} (no chronological age)")
             continue
         files = [table.parent / f"{prefix}_space-infantageRef_desc-preproc_T1w.nii.gz",
@@ -147,22 +140,12 @@ def synthetic_cohort(n: int, *, seed: int, cache_dir: Path, shared: Path, nprocs
     dict
         As :func:`load_derivatives_cohort`.
     """
-    import SimpleITK as sitk
-
     from .dataset import generate_cohort
-    from .synthesis import build_atlas, build_reference_mask
+    from .training import ensure_generator
 
     cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tf_home = Path(shared) / "templateflow"
-    ref_path, atlas_path = cache_dir / "ref.nii.gz", cache_dir / "atlas.npz"
-    if not ref_path.exists():
-        sitk.WriteImage(build_reference_mask(tf_home), str(ref_path))
-    if not atlas_path.exists():
-        build_atlas(tf_home, sitk.ReadImage(str(ref_path))).save(atlas_path)
     paths = generate_cohort(cache_dir / f"cv-synthetic-seed{seed}", n=n, seed=seed,
-                            atlas_path=atlas_path, reference_path=ref_path,
-                            masks_tsv=Path(shared) / "bcp-brainmasks" / "masks.tsv", nprocs=nprocs)
+                            nprocs=nprocs, **ensure_generator(cache_dir, shared))
     return load_sample_files(paths)
 
 
@@ -381,8 +364,7 @@ def train_final_bundle(data: dict, configs, settings: dict, predictions: pd.Data
     import torch
 
     from .bundle import load_bundle
-    from .nets.multitask_agenet import MultiTaskAgeNet
-    from .training import calibrate, predict_members, write_bundle
+    from .training import calibrate, members_from_states, predict_members, write_bundle
 
     default = load_bundle()
     jobs = [(c, m) for c in configs for m in range(settings["final_members"])]
@@ -392,13 +374,8 @@ def train_final_bundle(data: dict, configs, settings: dict, predictions: pd.Data
     nets_by_config, calibrations = {}, {}
     oof = predictions[predictions["repeat"] == 0].set_index("subject")
     for c in configs:
-        nets = []
-        for (cfg, _), state in zip(jobs, states):
-            if cfg == c:
-                net = MultiTaskAgeNet(in_channels=len(CONFIGURATIONS[c]), channels=settings["channels"])
-                net.load_state_dict(state)
-                net.eval()
-                nets.append(net)
+        nets = members_from_states(c, [st for (cfg, _), st in zip(jobs, states) if cfg == c],
+                                   settings["channels"])
         _, _, feats = predict_members(nets, data, c)
         rows = oof[oof["configuration"] == c].loc[data["id"]]
         means = rows["predicted_age_raw"].to_numpy(float)[None]

@@ -95,6 +95,17 @@ def build_network(architecture: str, config: str, channels=None):
     raise ValueError(f"unknown architecture {architecture!r}: use multitask or wada")
 
 
+def members_from_states(config: str, states, channels, architecture: str = "multitask") -> list:
+    """Ensemble members (eval mode) of a configuration from their trained state dicts."""
+    nets = []
+    for state in states:
+        net = build_network(architecture, config, channels)
+        net.load_state_dict(state)
+        net.eval()
+        nets.append(net)
+    return nets
+
+
 def train_member(data, config: str, seed: int, *, epochs: int, batch_size: int, lr: float,
                  channels, loss_weights, history=None, architecture: str = "multitask"):
     """Train one ensemble member.
@@ -270,13 +281,20 @@ def _train_job(job):
     return {k: v.clone() for k, v in net.state_dict().items()}, time.time() - t0, history
 
 
-def build_data(cache: Path, shared: Path, settings: dict, nprocs: int) -> tuple[dict, dict]:
-    """Reference, atlas and the synthetic cohorts (cached)."""
+def ensure_generator(cache: Path, shared: Path) -> dict:
+    """Reference mask and synthesis atlas in ``cache`` (built from ``shared`` when missing).
+
+    Returns
+    -------
+    dict
+        Keyword arguments of :func:`~bids_infantage.models.dataset.generate_cohort`:
+        ``atlas_path``, ``reference_path``, ``masks_tsv``.
+    """
     import SimpleITK as sitk
 
-    from .dataset import generate_cohort, load_cohort
     from .synthesis import build_atlas, build_reference_mask
 
+    cache, shared = Path(cache), Path(shared)
     cache.mkdir(parents=True, exist_ok=True)
     tf_home = shared / "templateflow"
     ref_path = cache / "ref.nii.gz"
@@ -285,8 +303,15 @@ def build_data(cache: Path, shared: Path, settings: dict, nprocs: int) -> tuple[
         sitk.WriteImage(build_reference_mask(tf_home), str(ref_path))
     if not atlas_path.exists():
         build_atlas(tf_home, sitk.ReadImage(str(ref_path))).save(atlas_path)
-    kw = dict(atlas_path=atlas_path, reference_path=ref_path,
-              masks_tsv=shared / "bcp-brainmasks" / "masks.tsv", nprocs=nprocs)
+    return dict(atlas_path=atlas_path, reference_path=ref_path,
+                masks_tsv=shared / "bcp-brainmasks" / "masks.tsv")
+
+
+def build_data(cache: Path, shared: Path, settings: dict, nprocs: int) -> tuple[dict, dict]:
+    """Reference, atlas and the synthetic cohorts (cached)."""
+    from .dataset import generate_cohort, load_cohort
+
+    kw = dict(ensure_generator(cache, shared), nprocs=nprocs)
     val = generate_cohort(cache / "val", n=settings["n_val"], seed=settings["seed_val"], **kw)
     train = generate_cohort(cache / "train", n=settings["n_train"], seed=settings["seed_train"], **kw)
     return load_cohort(train), load_cohort(val)
@@ -314,19 +339,14 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
     for _, _, history in states:
         log.write("\n".join(history) + "\n")
     states = [(state, seconds) for state, seconds, _ in states]
-    from .nets.multitask_agenet import MultiTaskAgeNet
     from .synthesis import read_bcp_volumes
 
     torch.set_num_threads(max(1, nprocs))  # after the fork: OpenMP pools do not survive fork
     nets_by_config, calibrations, seconds = {}, {}, {}
     for config in configs:
-        nets = []
-        for (cfg, _), (state, _) in zip(jobs, states):
-            if cfg == config:
-                net = MultiTaskAgeNet(in_channels=len(CONFIGURATIONS[config]), channels=settings["channels"])
-                net.load_state_dict(state)
-                net.eval()
-                nets.append(net)
+        nets = members_from_states(
+            config, [st for (cfg, _), (st, _) in zip(jobs, states) if cfg == config],
+            settings["channels"])
         means, vars_, feats = predict_members(nets, val, config)
         cal = calibrate(means, vars_, feats, val["age"])
         nets_by_config[config], calibrations[config] = nets, cal
