@@ -112,8 +112,6 @@ REFERENCES = {
 }
 
 
-
-
 def _to_bool(value, *, source):
     if isinstance(value, (bool, np.bool_)):
         return bool(value)

@@ -138,7 +138,6 @@ class ModelBundle:
         """Ensemble members of a configuration (eval mode), loaded once per process."""
         if config in self._nets:
             return self._nets[config]
-        import torch
         from safetensors.torch import load_file
 
         from .nets.multitask_agenet import MultiTaskAgeNet
