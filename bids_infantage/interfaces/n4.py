@@ -12,7 +12,7 @@ from nipype.interfaces.base import (
 )
 
 
-def n4_correct(image, mask, *, shrink_mm: float = 4.0, iterations=(20, 15, 10), seed: int = 0):
+def n4_correct(image, mask, *, shrink_mm: float = 3.0, iterations=(20, 15, 10), seed: int = 0):
     """Correct the bias field of a brain image with SimpleITK's N4.
 
     The field is estimated on an image shrunk to about ``shrink_mm`` voxels (fast; the field is
@@ -56,7 +56,7 @@ def n4_correct(image, mask, *, shrink_mm: float = 4.0, iterations=(20, 15, 10), 
 class _N4InputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="image (RAS)")
     mask_file = File(exists=True, mandatory=True, desc="brain mask on the same grid")
-    shrink_mm = traits.Float(4.0, usedefault=True, desc="voxel size (mm) at which the field is fit")
+    shrink_mm = traits.Float(3.0, usedefault=True, desc="voxel size (mm) at which the field is fit")
 
 
 class _N4OutputSpec(TraitedSpec):
