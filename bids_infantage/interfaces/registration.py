@@ -64,8 +64,10 @@ def register_rigid_t1w_to_t2w(t2w, t1w, t2w_mask, params: dict | None = None):
     import SimpleITK as sitk
 
     params = params or load_json("t1w-t2w-rigid.json")
-    fixed = _at_spacing(sitk.Cast(t2w, sitk.sitkFloat32), params["work_spacing_mm"])
-    moving = _at_spacing(sitk.Cast(t1w, sitk.sitkFloat32), params["work_spacing_mm"])
+    t2w = _crop_to_mask(sitk.Cast(t2w, sitk.sitkFloat32), t2w_mask)
+    t1w = _crop_to_mask(sitk.Cast(t1w, sitk.sitkFloat32), t1w > 0)
+    fixed = _at_spacing(t2w, params["work_spacing_mm"])
+    moving = _at_spacing(t1w, params["work_spacing_mm"])
     t2w_mask = resample_like(t2w_mask, fixed, interpolator="nearest")
     init = sitk.CenteredTransformInitializer(
         fixed, moving, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
@@ -81,6 +83,30 @@ def register_rigid_t1w_to_t2w(t2w, t1w, t2w_mask, params: dict | None = None):
     if isinstance(out, sitk.CompositeTransform):
         out = out.GetNthTransform(0)
     return sitk.Euler3DTransform(out), float(reg.GetMetricValue())
+
+
+def _crop_to_mask(image, mask, margin_mm: float = 10.0):
+    """``image`` cropped to the bounding box of ``mask`` (same grid) plus ``margin_mm``.
+
+    World coordinates are kept, so a transform estimated on the crop applies to the whole
+    image; the smoothing pyramid of a registration then works on the brain, not on the whole
+    field of view (3x fewer voxels for the 24-month template). An empty mask returns ``image``.
+    """
+    import SimpleITK as sitk
+
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(sitk.Cast(mask > 0, sitk.sitkUInt8))
+    if not stats.HasLabel(1):
+        return image
+    box = stats.GetBoundingBox(1)
+    ndim = image.GetDimension()
+    start, size = list(box[:ndim]), list(box[ndim:])
+    for d in range(ndim):
+        pad = int(np.ceil(margin_mm / image.GetSpacing()[d]))
+        lo = max(0, start[d] - pad)
+        hi = min(image.GetSize()[d], start[d] + size[d] + pad)
+        start[d], size[d] = lo, hi - lo
+    return sitk.RegionOfInterest(image, size, start)
 
 
 def _at_spacing(image, spacing_mm: float):
