@@ -238,6 +238,30 @@ def test_head_with_skull_is_refused(tmp_path, brain):
     )
 
 
+def test_inherited_skullstripped_metadata_is_honoured(tmp_path, brain):
+    """``SkullStripped: true`` in a dataset-level ``T1w.json`` (BIDS inheritance) applies to
+    every T1w: a brain with a non-zero background is then masked, not refused as a head."""
+    from bids.layout import BIDSLayout
+
+    root = make_bids(tmp_path, {"01": {"age": 6, "images": ("T1w",)},
+                                "02": {"age": 9, "images": ("T1w",)}})
+    (root / "T1w.json").write_text(json.dumps({"SkullStripped": True}))
+    (root / "sub-02" / "anat" / "sub-02_T1w.json").write_text(json.dumps({"SkullStripped": False}))
+    units = collect_sessions(BIDSLayout(str(root), validate=False))
+    assert [u["skull_stripped"] for u in units] == [{"t1w": True}, {"t1w": False}]
+
+    data, affine = _brain_data(brain)
+    path = _save(data + 5.0 * (data == 0), tmp_path / "offset.nii.gz", affine)  # background 5
+    work = tmp_path / "work"
+    work.mkdir()
+    result = BrainMask(in_file=str(path), source_file=units[0]["t1w"],
+                       skull_stripped=True).run(cwd=str(work))
+    assert result.outputs.volume_ml > 100
+    raise_input_error(lambda: BrainMask(in_file=str(path), source_file=units[1]["t1w"],
+                                        skull_stripped=False).run(cwd=str(work)),
+                      units[1]["t1w"], "looks like a head with skull")
+
+
 def test_tiny_mask_is_refused(tmp_path):
     path = make_brain(tmp_path / "sub-01_T1w.nii.gz", semi_axes_mm=(20.0, 20.0, 20.0))  # ~34 ml, trusted as skull-stripped
     work = tmp_path / "work"

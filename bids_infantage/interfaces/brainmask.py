@@ -10,6 +10,7 @@ from nipype.interfaces.base import (
     File,
     SimpleInterface,
     TraitedSpec,
+    isdefined,
     traits,
 )
 
@@ -92,6 +93,8 @@ class _BrainMaskInputSpec(BaseInterfaceInputSpec):
     source_file = traits.Str(desc="original BIDS file (for messages)")
     skull_strip = traits.Enum("auto", "skip", "force", usedefault=True)
     mask_file = File(exists=True, desc="precomputed brain mask (e.g. from --derivatives)")
+    skull_stripped = traits.Bool(desc="the image's SkullStripped metadata (BIDS inheritance "
+                                 "applied); when unset, the sidecar beside source_file is read")
 
 
 class _BrainMaskOutputSpec(TraitedSpec):
@@ -104,8 +107,8 @@ class BrainMask(SimpleInterface):
     """Brain mask of an input image.
 
     ``skull_strip='auto'``: a precomputed mask is used when given; otherwise skull-stripped
-    input is detected (:func:`looks_skull_stripped`) and its non-zero voxels form the mask.
-    Heads with skull are not supported yet and raise :class:`InputError` saying so.
+    input is detected (:func:`looks_skull_stripped`), or declared by ``SkullStripped: true`` in
+    its metadata, and its non-zero voxels form the mask. Heads with skull are not supported yet and raise :class:`InputError` saying so.
     """
 
     input_spec = _BrainMaskInputSpec
@@ -124,10 +127,12 @@ class BrainMask(SimpleInterface):
             )
         else:
             data = sitk.GetArrayViewFromImage(img)
+            declared = (self.inputs.skull_stripped if isdefined(self.inputs.skull_stripped)
+                        else _sidecar_says_skullstripped(source))
             stripped = looks_skull_stripped(data, img.GetSpacing())
             if self.inputs.skull_strip == "force" or (
                 self.inputs.skull_strip == "auto" and not stripped
-                and _sidecar_says_skullstripped(source) is not True
+                and declared is not True
             ):
                 raise InputError(
                     f"{source}: looks like a head with skull (or --skull-strip force was given); "

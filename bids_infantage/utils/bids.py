@@ -143,6 +143,16 @@ def select_run(files: list[str]) -> tuple[str | None, str | None]:
     return chosen, f"{len(files)} runs found; using {Path(chosen).name} (highest run index)"
 
 
+def _skull_stripped(layout, path: str) -> bool | None:
+    """The ``SkullStripped`` metadata of an image (BIDS inheritance applied by pybids), or None
+    when absent or not a boolean (an unreadable sidecar is ignored here; detection decides)."""
+    try:
+        value = layout.get_metadata(path).get("SkullStripped")
+    except Exception:  # noqa: BLE001 - malformed JSON: fall back to detection
+        return None
+    return value if isinstance(value, bool) else None
+
+
 def collect_sessions(layout, participant_labels=None, session_labels=None) -> list[dict]:
     """Subject/session units with their T1w and T2w files.
 
@@ -155,6 +165,8 @@ def collect_sessions(layout, participant_labels=None, session_labels=None) -> li
     -------
     list of dict
         ``subject``, ``session`` (None without sessions), ``t1w``, ``t2w`` (paths or None),
+        ``skull_stripped`` (dict modality -> the ``SkullStripped`` sidecar value, True, False or
+        None, read with BIDS inheritance, so a dataset-level ``T1w.json`` counts),
         ``warnings`` (list of str). Sessions with neither image are skipped with a warning.
 
     Raises
@@ -188,7 +200,9 @@ def collect_sessions(layout, participant_labels=None, session_labels=None) -> li
             if t1w is None and t2w is None:
                 LOGGER.warning("sub-%s%s: no T1w or T2w image; skipped", sub, f" ses-{ses}" if ses else "")
                 continue
-            units.append({"subject": sub, "session": ses, "t1w": t1w, "t2w": t2w, "warnings": warnings})
+            stripped = {mod: _skull_stripped(layout, f) for mod, f in (("t1w", t1w), ("t2w", t2w)) if f}
+            units.append({"subject": sub, "session": ses, "t1w": t1w, "t2w": t2w,
+                          "skull_stripped": stripped, "warnings": warnings})
     if session_labels and not units:
         available = sorted({s for sub in subjects for s in layout.get_sessions(subject=sub)})
         raise InputError(

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 def init_anat_preproc_wf(*, has_t1w: bool, has_t2w: bool, skull_strip: str = "auto",
-                         name: str = "anat_preproc_wf"):
+                         skull_stripped: dict | None = None, name: str = "anat_preproc_wf"):
     """Preprocess the T1w and/or T2w of one session into the anatomical space.
 
     The anatomical space is the T2w's when a T2w exists (the T1w is registered to it), else
@@ -14,6 +14,9 @@ def init_anat_preproc_wf(*, has_t1w: bool, has_t2w: bool, skull_strip: str = "au
     has_t1w, has_t2w : bool
         Which images the session has (at least one).
     skull_strip : {"auto", "skip", "force"}
+    skull_stripped : dict, optional
+        ``SkullStripped`` metadata per modality (``"t1w"``/``"t2w"`` -> bool or None), read with
+        BIDS inheritance by :func:`~bids_infantage.utils.bids.collect_sessions`.
 
     Inputs
     ------
@@ -72,6 +75,8 @@ def init_anat_preproc_wf(*, has_t1w: bool, has_t2w: bool, skull_strip: str = "au
             continue
         val = pe.Node(ValidateImage(), name=f"validate_{mod}")
         mask = pe.Node(BrainMask(skull_strip=skull_strip), name=f"brain_mask_{mod}")
+        if (skull_stripped or {}).get(mod) is not None:
+            mask.inputs.skull_stripped = skull_stripped[mod]
         n4[mod] = pe.Node(N4BiasFieldCorrection(), name=f"n4_{mod}")
         masks[mod] = mask
         workflow.connect([

@@ -89,7 +89,8 @@ def init_single_session_wf(*, unit: dict, output_dir, model: str, model_desc: st
     inputnode.inputs.session = unit.get("session")
     inputnode.inputs.chronological_age = unit.get("age")
 
-    anat_wf = init_anat_preproc_wf(has_t1w=has_t1w, has_t2w=has_t2w, skull_strip=skull_strip)
+    anat_wf = init_anat_preproc_wf(has_t1w=has_t1w, has_t2w=has_t2w, skull_strip=skull_strip,
+                                   skull_stripped=unit.get("skull_stripped"))
     infer_wf = init_inference_wf(model=model, modality=modality, has_t1w=has_t1w, has_t2w=has_t2w,
                                  device=device, omp_nthreads=omp_nthreads)
     ds_wf = init_ds_outputs_wf(output_dir=output_dir, has_t1w=has_t1w, has_t2w=has_t2w,
