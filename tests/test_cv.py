@@ -107,6 +107,23 @@ def test_cv_bundle_is_accepted_by_model_option(synthetic_cv, tmp_path):
     assert np.isfinite(pred["age"]) and pred["sd"] > 0
 
 
+def test_preprocessing_is_recorded_with_cohort_and_bundle(synthetic_cv):
+    """The synthetic cohort records the preprocessing its samples went through, and the bundle
+    carries it (provenance: a model is only valid with the preprocessing it was trained on)."""
+    from bids_infantage.models.bundle import load_bundle
+    from bids_infantage.models.dataset import cohort_preprocessing
+    from bids_infantage.models.preprocess import preprocessing_settings
+
+    current = preprocessing_settings()
+    assert current["n4"]["shrink_mm"] > 0 and current["rigid"]["transform"] == "Euler3D"
+    folders = {p.parent for p in synthetic_cv["cache"].rglob("sample-*.npz")}
+    assert folders and all(cohort_preprocessing(f) == current for f in folders)
+    bundle = load_bundle(str(synthetic_cv["out"] / "model"))
+    assert bundle.meta["training"]["preprocessing"] == current
+    shipped = load_bundle().meta["training"]["preprocessing"]
+    assert set(shipped) >= {"n4", "rigid", "normalization"}
+
+
 def test_wada_levels_and_network():
     import torch
 

@@ -1,6 +1,7 @@
 """Generation and storage of the synthetic training cohort (one .npz per sample)."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -50,12 +51,25 @@ def generate_cohort(out_dir, *, atlas_path, reference_path, masks_tsv, n: int, s
 
     Ages are stratified (one per equal-width bin, jittered) so the label distribution is flat,
     which counters shrinkage toward the middle of the range. Existing samples are kept
-    (resumable). Returns the sample paths.
+    (resumable). The preprocessing parameters the samples go through are recorded in
+    ``out_dir/preprocessing.json`` (see :func:`cohort_preprocessing`); resuming with other
+    defaults logs a warning. Returns the sample paths.
     """
     import multiprocessing as mp
 
+    from ..utils.io import atomic_write_text
+    from .preprocess import preprocessing_settings
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    current = preprocessing_settings()
+    recorded = cohort_preprocessing(out_dir)
+    if recorded is None and not any(out_dir.glob("sample-*.npz")):
+        atomic_write_text(out_dir / "preprocessing.json", json.dumps(current, indent=1) + "\n")
+    elif recorded != current:
+        LOGGER.warning("%s: existing samples were preprocessed with %s settings than the current "
+                       "defaults; delete the folder to regenerate them", out_dir,
+                       "unrecorded" if recorded is None else "other")
     rng = np.random.default_rng(seed)
     lo, hi = age_range
     ages = lo + (np.arange(n) + rng.random(n)) * (hi - lo) / n
@@ -72,6 +86,14 @@ def generate_cohort(out_dir, *, atlas_path, reference_path, masks_tsv, n: int, s
             if (k + 1) % 50 == 0:
                 LOGGER.info("generated %d/%d samples in %s", k + 1, n, out_dir)
     return paths
+
+
+def cohort_preprocessing(out_dir) -> dict | None:
+    """The preprocessing parameters recorded with a synthetic cohort
+    (``preprocessing.json``, as :func:`~bids_infantage.models.preprocess.preprocessing_settings`),
+    or None for a cohort generated before they were recorded."""
+    path = Path(out_dir) / "preprocessing.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def load_cohort(paths) -> dict:

@@ -20,6 +20,34 @@ from ..interfaces.registration import (
 from .transforms import ModelInputd
 
 
+def preprocessing_settings() -> dict:
+    """The pipeline's default preprocessing parameters, as recorded in a model bundle's
+    ``training.preprocessing`` (what the training samples went through).
+
+    Returns
+    -------
+    dict
+        ``n4`` (keyword defaults of :func:`~bids_infantage.interfaces.n4.n4_correct`: shrink in
+        mm, iterations per level), ``rigid`` and ``normalization`` (the parameter files
+        ``data/t1w-t2w-rigid.json`` and ``data/normalization-affine.json``, without their
+        descriptions).
+    """
+    import inspect
+
+    from ..utils.data import load_json
+
+    n4 = {k: (list(v.default) if isinstance(v.default, tuple) else v.default)
+          for k, v in inspect.signature(n4_correct).parameters.items()
+          if k in ("shrink_mm", "iterations")}
+    drop = {"description"}
+    return {
+        "n4": n4,
+        "rigid": {k: v for k, v in load_json("t1w-t2w-rigid.json").items() if k not in drop},
+        "normalization": {k: v for k, v in load_json("normalization-affine.json").items()
+                          if k not in drop},
+    }
+
+
 def to_reference_space(t1w, t2w, mask, reference_mask, transform, extra=None) -> dict:
     """Resample anatomical-space images to the reference grid and build the model input.
 

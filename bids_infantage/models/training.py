@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .dataset import cohort_preprocessing
+from .preprocess import preprocessing_settings
 from .transforms import CONFIGURATIONS, volume_feature
 
 LOGGER = logging.getLogger("bids_infantage.training")
@@ -370,12 +372,14 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
             "brain_volumes": "206 BCP brain masks (masks.tsv), MIT",
             "synthesis": "bids_infantage.models.synthesis",
         },
-        seconds_per_member=seconds, seconds=time.time() - t0)
+        seconds_per_member=seconds, seconds=time.time() - t0,
+        preprocessing=cohort_preprocessing(cache / "train"))
 
 
 def write_bundle(out_dir: Path, nets_by_config: dict, calibrations: dict, *, settings: dict,
                  name: str, reference_mask: Path, volume_norms: dict, data_provenance: dict,
-                 seconds_per_member: dict | None = None, seconds: float | None = None) -> dict:
+                 seconds_per_member: dict | None = None, seconds: float | None = None,
+                 preprocessing: dict | None = None) -> dict:
     """Write a model bundle: one safetensors file per configuration, the reference mask and
     ``bundle.json`` (geometry, normalization, calibration, sha256 of every file).
 
@@ -393,6 +397,10 @@ def write_bundle(out_dir: Path, nets_by_config: dict, calibrations: dict, *, set
         Brain-volume norms (ml) per age (months), for the out-of-range checks.
     data_provenance : dict
         What the members were trained on.
+    preprocessing : dict, optional
+        Preprocessing parameters of the training inputs (recorded as
+        ``training.preprocessing``); default: the current pipeline defaults
+        (:func:`~bids_infantage.models.preprocess.preprocessing_settings`).
 
     Returns
     -------
@@ -436,6 +444,7 @@ def write_bundle(out_dir: Path, nets_by_config: dict, calibrations: dict, *, set
         "training": {
             "settings": settings,
             "data": data_provenance,
+            "preprocessing": preprocessing if preprocessing is not None else preprocessing_settings(),
             "seconds": None if seconds is None else round(seconds, 1),
             "torch": torch.__version__,
         },
