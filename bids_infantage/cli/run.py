@@ -175,6 +175,7 @@ def _crash_unit(crash_file: Path) -> str | None:
 
 def summarize(config, units, t0: float, run_start: float) -> int:
     """Print one line per unit (age or failure with crash file); returns the exit code."""
+    from ..reports.core import read_brainage_tsv
     from ..workflows.base import unit_name
 
     failed = 0
@@ -192,8 +193,7 @@ def summarize(config, units, t0: float, run_start: float) -> int:
             failed += 1
             lines.append(f"  {unit_name(unit)}: FAILED: {_crash_message(crashes[-1])} (crash file: {crashes[-1]})")
         elif table.exists():
-            head, row = table.read_text().splitlines()[:2]
-            rec = dict(zip(head.split("\t"), row.split("\t")))
+            rec = {k: v or "n/a" for k, v in read_brainage_tsv(table).items()}
             flag = " OUT OF RANGE" if rec.get("qc_out_of_range") == "true" else ""
             flag += " (from cache)" if table.stat().st_mtime < run_start - 1 else ""
             lines.append(f"  {unit_name(unit)}: {rec['predicted_age_months']} months "
