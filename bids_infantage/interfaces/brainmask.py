@@ -1,7 +1,6 @@
 """Brain mask: detection of skull-stripped inputs, mask extraction, brain volume."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -75,26 +74,13 @@ def brain_volume_ml(mask) -> float:
     return float((arr > 0).sum() * np.prod(mask.GetSpacing()) / 1000.0)
 
 
-def _sidecar_says_skullstripped(in_file: str) -> bool | None:
-    path = Path(in_file)
-    name = path.name.split(".nii")[0]
-    sidecar = path.with_name(name + ".json")
-    if sidecar.exists():
-        try:
-            value = json.loads(sidecar.read_text()).get("SkullStripped")
-        except (ValueError, OSError):
-            return None
-        return value if isinstance(value, bool) else None
-    return None
-
-
 class _BrainMaskInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="validated image (RAS)")
     source_file = traits.Str(desc="original BIDS file (for messages)")
     skull_strip = traits.Enum("auto", "skip", "force", usedefault=True)
     mask_file = File(exists=True, desc="precomputed brain mask (e.g. from --derivatives)")
     skull_stripped = traits.Bool(desc="the image's SkullStripped metadata (BIDS inheritance "
-                                 "applied); when unset, the sidecar beside source_file is read")
+                                 "applied, see utils.bids.collect_sessions)")
 
 
 class _BrainMaskOutputSpec(TraitedSpec):
@@ -108,7 +94,8 @@ class BrainMask(SimpleInterface):
 
     ``skull_strip='auto'``: a precomputed mask is used when given; otherwise skull-stripped
     input is detected (:func:`looks_skull_stripped`), or declared by ``SkullStripped: true`` in
-    its metadata, and its non-zero voxels form the mask. Heads with skull are not supported yet and raise :class:`InputError` saying so.
+    its metadata, and its non-zero voxels form the mask. Heads with skull are not supported yet
+    and raise :class:`InputError` saying so.
     """
 
     input_spec = _BrainMaskInputSpec
@@ -127,8 +114,7 @@ class BrainMask(SimpleInterface):
             )
         else:
             data = sitk.GetArrayViewFromImage(img)
-            declared = (self.inputs.skull_stripped if isdefined(self.inputs.skull_stripped)
-                        else _sidecar_says_skullstripped(source))
+            declared = self.inputs.skull_stripped if isdefined(self.inputs.skull_stripped) else None
             stripped = looks_skull_stripped(data, img.GetSpacing())
             if self.inputs.skull_strip == "force" or (
                 self.inputs.skull_strip == "auto" and not stripped

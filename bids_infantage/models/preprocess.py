@@ -27,21 +27,17 @@ def preprocessing_settings() -> dict:
     Returns
     -------
     dict
-        ``n4`` (keyword defaults of :func:`~bids_infantage.interfaces.n4.n4_correct`: shrink in
-        mm, iterations per level), ``rigid`` and ``normalization`` (the parameter files
+        ``n4`` (defaults of :func:`~bids_infantage.interfaces.n4.n4_correct`: shrink in mm,
+        iterations per level), ``rigid`` and ``normalization`` (the parameter files
         ``data/t1w-t2w-rigid.json`` and ``data/normalization-affine.json``, without their
         descriptions).
     """
-    import inspect
-
+    from ..interfaces import n4
     from ..utils.data import load_json
 
-    n4 = {k: (list(v.default) if isinstance(v.default, tuple) else v.default)
-          for k, v in inspect.signature(n4_correct).parameters.items()
-          if k in ("shrink_mm", "iterations")}
     drop = {"description"}
     return {
-        "n4": n4,
+        "n4": {"shrink_mm": n4.SHRINK_MM, "iterations": list(n4.ITERATIONS)},
         "rigid": {k: v for k, v in load_json("t1w-t2w-rigid.json").items() if k not in drop},
         "normalization": {k: v for k, v in load_json("normalization-affine.json").items()
                           if k not in drop},

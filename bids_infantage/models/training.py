@@ -25,8 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import cohort_preprocessing
-from .preprocess import preprocessing_settings
 from .transforms import CONFIGURATIONS, volume_feature
 
 LOGGER = logging.getLogger("bids_infantage.training")
@@ -324,6 +322,8 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
     """Train every configuration and write the bundle to ``out_dir``. Returns bundle.json."""
     import torch
 
+    from .dataset import cohort_preprocessing
+
     t0 = time.time()
     train, val = build_data(cache, shared, settings, nprocs)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -412,6 +412,7 @@ def write_bundle(out_dir: Path, nets_by_config: dict, calibrations: dict, *, set
     import torch
 
     from .. import __version__
+    from .preprocess import preprocessing_settings
 
     out_dir.mkdir(parents=True, exist_ok=True)
     members = {}
