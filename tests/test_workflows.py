@@ -28,6 +28,16 @@ def test_single_session_graph(tmp_path, t1w, t2w):
     sinks = [n for n in names if n.split(".")[-1].startswith("ds_")]
     assert len(sinks) >= 6
     wf._create_flat_graph()  # all connections resolve
+    # scheduling: image sinks re-gzip (about 1 s each) and go to the MultiProc workers; tiny
+    # nodes (text sinks, warning lists, the table) run in the scheduler's process
+    for name in names:
+        node = wf.get_node(name)
+        leaf = name.split(".")[-1]
+        if leaf.startswith("ds_") and not leaf.startswith("ds_report_"):
+            assert node.run_without_submitting is not bool(node.inputs.compress), name
+        if leaf in ("merge_warnings", "flatten_warnings", "brain_age_table", "ds_report_brainmask"):
+            assert node.run_without_submitting, name
+    assert not wf.get_node("anat_preproc_wf.n4_t2w" if t2w else "anat_preproc_wf.n4_t1w").run_without_submitting
 
 
 def test_top_level_graph_has_one_workflow_per_session(tmp_path):

@@ -64,8 +64,9 @@ def init_anat_preproc_wf(*, has_t1w: bool, has_t2w: bool, skull_strip: str = "au
     outputnode = pe.Node(niu.IdentityInterface(fields=[
         "t1w_preproc", "t2w_preproc", "t1w_before", "anat_preproc", "anat_mask", "bias_field",
         "volume_ml", "t1w_t2w_xfm", "t1w_t2w_dice", "ratio", "warnings"]), name="outputnode")
-    merge_warn = pe.Node(niu.Merge(2), name="merge_warnings")
-    flatten = pe.Node(niu.Function(function=_flatten, output_names=["out"]), name="flatten_warnings")
+    merge_warn = pe.Node(niu.Merge(2), name="merge_warnings", run_without_submitting=True)
+    flatten = pe.Node(niu.Function(function=_flatten, output_names=["out"]), name="flatten_warnings",
+                      run_without_submitting=True)
     workflow.connect([(merge_warn, flatten, [("out", "in_lists")]),
                       (flatten, outputnode, [("out", "warnings")])])
     n4 = {}

@@ -98,7 +98,8 @@ def init_single_session_wf(*, unit: dict, output_dir, model: str, model_desc: st
     report_wf = init_reportlets_wf(has_t1w=has_t1w, has_t2w=has_t2w, model=model)
     anat = "T2w" if has_t2w else "T1w"
     ds_report_wf = init_ds_reportlets_wf(output_dir=output_dir, descs=report_wf.descs, anat=anat)
-    unit_warnings = pe.Node(niu.Function(function=_extend, output_names=["out"]), name="all_warnings")
+    unit_warnings = pe.Node(niu.Function(function=_extend, output_names=["out"]), name="all_warnings",
+                            run_without_submitting=True)
     unit_warnings.inputs.extra = list(unit.get("warnings") or [])
 
     workflow.connect([

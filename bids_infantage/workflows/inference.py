@@ -57,7 +57,7 @@ def init_inference_wf(*, model: str, modality: str, has_t1w: bool, has_t2w: bool
                                       has_t2w=has_t2w, device=device, omp_nthreads=omp_nthreads),
                     name="brain_age", n_procs=omp_nthreads)
     sal2anat = pe.Node(ReferenceToAnat(), name="saliency_to_anat")
-    table = pe.Node(BrainAgeTable(), name="brain_age_table")
+    table = pe.Node(BrainAgeTable(), name="brain_age_table", run_without_submitting=True)
     if has_t1w:
         workflow.connect(inputnode, "t1w_preproc", normalize, "t1w_file")
     if has_t2w:

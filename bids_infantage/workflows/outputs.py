@@ -46,8 +46,12 @@ def init_ds_outputs_wf(*, output_dir: str | Path, has_t1w: bool, has_t2w: bool,
         name="inputnode")
 
     def ds(name, **kw):
+        # images go to the workers: niworkflows' sink rewrites (re-gzips) a NIfTI whose header
+        # it normalizes, about 1 s for a 0.8 mm image, which would stall the MultiProc
+        # scheduler if run in the main process; small text files stay there
+        image = kw.get("compress", False)
         return pe.Node(DerivativesDataSink(base_directory=out, datatype="anat", **kw),
-                       name=name, run_without_submitting=True)
+                       name=name, run_without_submitting=not image)
 
     preproc_anat = ds(f"ds_{anat.lower()}_preproc", desc="preproc", suffix=anat, compress=True,
                       SkullStripped=True)
