@@ -13,11 +13,15 @@ import numpy as np
 from ..interfaces.brainmask import brain_volume_ml, mask_from_skull_stripped
 from ..interfaces.n4 import n4_correct
 from ..interfaces.registration import (
+    _crop_to_mask,
     register_mask_to_reference,
     register_rigid_t1w_to_t2w,
     resample_like,
 )
 from .transforms import ModelInputd
+
+#: Margin (mm) around the brain mask's bounding box kept when resampling to the reference grid.
+CROP_MARGIN_MM = 10.0
 
 
 def preprocessing_settings() -> dict:
@@ -70,7 +74,13 @@ def to_reference_space(t1w, t2w, mask, reference_mask, transform, extra=None) ->
     import SimpleITK as sitk
 
     def arr(img):
-        return None if img is None else sitk.GetArrayFromImage(resample_like(img, reference_mask, transform))
+        # Everything outside the brain mask is zeroed in the model input, so the anti-aliasing
+        # and resampling only need the brain's bounding box plus a margin (10 mm, beyond the
+        # smoothing kernel's reach): the same values, 3-4x fewer voxels to smooth.
+        if img is None:
+            return None
+        return sitk.GetArrayFromImage(
+            resample_like(_crop_to_mask(img, mask, CROP_MARGIN_MM), reference_mask, transform))
 
     mask_ref = arr(sitk.Cast(mask > 0, sitk.sitkFloat32)) > 0.5
     out = ModelInputd()({"T1w": arr(t1w), "T2w": arr(t2w), "mask": mask_ref})
