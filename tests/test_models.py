@@ -146,3 +146,37 @@ def test_n4_default_shrink_matches_fine_fit():
     rel = np.abs(default / default.mean() - fine / fine.mean())
     assert rel.mean() < 0.002, rel.mean()
     assert np.percentile(rel, 99) < 0.01, np.percentile(rel, 99)
+
+
+def test_reference_resampling_of_the_cropped_brain_matches_the_whole_field_of_view(monkeypatch):
+    """``to_reference_space`` anti-aliases and resamples only the brain's bounding box plus
+    ``CROP_MARGIN_MM``; outside the brain the model input is zero, so the result must equal
+    the whole-field-of-view computation. A brain off the centre of a large field of view (as
+    in a real head scan), T1w signal also outside the mask, and a 0.8 mm grid."""
+    import SimpleITK as sitk
+
+    import bids_infantage.models.preprocess as prep
+    from bids_infantage.models.bundle import load_bundle
+
+    ref = load_bundle().reference_mask()
+    rng = np.random.default_rng(0)
+    shape = (120, 150, 140)  # z, y, x
+    zz, yy, xx = np.indices(shape)
+    ball = ((zz - 55) / 45.0) ** 2 + ((yy - 80) / 60.0) ** 2 + ((xx - 75) / 55.0) ** 2 < 1
+    mask = sitk.GetImageFromArray(ball.astype(np.uint8))
+    images = []
+    for scale in (1.0, 0.5):
+        arr = (scale + 0.3 * rng.random(shape)) * (0.5 + ball)  # signal outside the brain too
+        images.append(sitk.GetImageFromArray(arr.astype(np.float32)))
+    for img in (mask, *images):
+        img.SetSpacing((0.8, 0.8, 0.8))
+        img.SetOrigin((-56.0, -60.0, -40.0))
+    xfm = sitk.AffineTransform(3)
+    xfm.SetMatrix((np.eye(3) * 0.55).ravel().tolist())  # reference 192 mm -> this ~100 mm brain
+    xfm.SetTranslation((4.0, 4.0, 4.0))
+    cropped = prep.to_reference_space(images[0], images[1], mask, ref, xfm)
+    monkeypatch.setattr(prep, "CROP_MARGIN_MM", 1e6)
+    whole = prep.to_reference_space(images[0], images[1], mask, ref, xfm)
+    assert cropped["mask"].sum() > 1000
+    np.testing.assert_array_equal(cropped["mask"], whole["mask"])
+    np.testing.assert_allclose(cropped["image"], whole["image"], atol=1e-5)
