@@ -30,30 +30,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bids_infantage.utils.columns import BRAINAGE_COLUMNS as _COLUMNS
 from bids_infantage.utils.errors import InputError
 from bids_infantage.utils.io import atomic_write_text as write_text_atomic  # noqa: F401 (re-export)
 
-#: Columns every participant-level ``*_brainage.tsv`` must have, in output order.
-BRAINAGE_COLUMNS = (
-    "participant_id",
-    "session_id",
-    "model_configuration",
-    "predicted_age_months",
-    "predicted_age_sd_months",
-    "predicted_age_lower_months",
-    "predicted_age_upper_months",
-    "interval_coverage",
-    "chronological_age_months",
-    "brain_age_gap_months",
-    "brain_volume_ml",
-    "brain_volume_z",
-    "qc_out_of_range",
-    "qc_flags",
-    "t1w_t2w_mask_dice",
-    "normalization_mask_dice",
-    "model_name",
-    "model_sha256",
-)
+#: Columns every participant-level ``*_brainage.tsv`` must have, in output order
+#: (:mod:`bids_infantage.utils.columns`).
+BRAINAGE_COLUMNS = tuple(_COLUMNS)
 _TEXT_COLUMNS = (
     "participant_id",
     "session_id",

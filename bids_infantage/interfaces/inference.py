@@ -15,6 +15,8 @@ from nipype.interfaces.base import (
     traits,
 )
 
+from ..utils.columns import BRAINAGE_COLUMNS
+
 
 def pick_device(device: str) -> str:
     """``auto`` -> ``cuda`` when a GPU is visible to torch, else ``cpu``."""
@@ -74,27 +76,9 @@ class BrainAgeInference(SimpleInterface):
         return runtime
 
 
-#: Columns of the per-session table and their descriptions (the JSON sidecar).
-TABLE_COLUMNS = {
-    "participant_id": {"Description": "Participant label with the sub- prefix"},
-    "session_id": {"Description": "Session label with the ses- prefix, n/a without sessions"},
-    "model_configuration": {"Description": "Model input configuration (t1w, t2w, t1w+t2w, ratio, t1w+t2w+ratio)"},
-    "predicted_age_months": {"Description": "Predicted brain age, ensemble mean after calibration", "Units": "months"},
-    "predicted_age_sd_months": {"Description": "Standard deviation of the prediction (ensemble spread plus predicted aleatoric variance)", "Units": "months"},
-    "predicted_age_lower_months": {"Description": "Lower bound of the prediction interval", "Units": "months"},
-    "predicted_age_upper_months": {"Description": "Upper bound of the prediction interval", "Units": "months"},
-    "interval_coverage": {"Description": "Nominal coverage of the prediction interval, calibrated on validation data (0-1)"},
-    "chronological_age_months": {"Description": "Chronological age from scans.tsv, sessions.tsv or participants.tsv (never used by the prediction)", "Units": "months"},
-    "brain_age_gap_months": {"Description": "Brain-age gap (BAG): predicted minus chronological age", "Units": "months"},
-    "brain_volume_ml": {"Description": "Volume of the brain mask in native space", "Units": "ml"},
-    "brain_volume_z": {"Description": "Brain volume z-score against BCP norms at the predicted age"},
-    "qc_out_of_range": {"Description": "true when the input is unlike the 0-24 month training distribution: do not trust the number"},
-    "qc_flags": {"Description": "Semicolon-separated QC messages, or none"},
-    "t1w_t2w_mask_dice": {"Description": "Dice of T1w and T2w brain masks after rigid registration (n/a with one modality); below 0.85 raises a flag"},
-    "normalization_mask_dice": {"Description": "Dice of the normalized brain mask with the reference mask; below 0.85 raises a flag"},
-    "model_name": {"Description": "Model bundle name"},
-    "model_sha256": {"Description": "sha256 of the model bundle's bundle.json"},
-}
+#: Columns of the per-session table and their sidecar descriptions (defined once, in
+#: :mod:`bids_infantage.utils.columns`).
+TABLE_COLUMNS = BRAINAGE_COLUMNS
 
 QC_DICE_MIN = 0.85
 

@@ -22,16 +22,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from xml.etree import ElementTree
 
+from ..utils.columns import BRAINAGE_COLUMNS as _COLUMNS
 from ..utils.io import atomic_write_text
 
-#: Columns of the brain-age TSV, in order.
-BRAINAGE_COLUMNS = (
-    "participant_id", "session_id", "model_configuration", "predicted_age_months",
-    "predicted_age_sd_months", "predicted_age_lower_months", "predicted_age_upper_months",
-    "interval_coverage", "chronological_age_months", "brain_age_gap_months", "brain_volume_ml",
-    "brain_volume_z", "qc_out_of_range", "qc_flags", "t1w_t2w_mask_dice",
-    "normalization_mask_dice", "model_name", "model_sha256",
-)
+#: Columns of the brain-age TSV, in order (:mod:`bids_infantage.utils.columns`).
+BRAINAGE_COLUMNS = tuple(_COLUMNS)
 #: Text of the banner shown when the prediction is outside the model's age range.
 OUT_OF_RANGE_BANNER = "out of range: do not trust the number"
 #: Longest crash-file excerpt (characters) copied into the report.

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from bids_infantage.group import stats
+from bids_infantage.utils.columns import BRAINAGE_COLUMNS
 
 GROUP_TSV = "group_brainage.tsv"
 GROUP_JSON = "group_brainage.json"
@@ -44,74 +45,10 @@ FIGURES = {
 }
 _FLOAT_FORMAT = "%.6g"
 
-#: Sidecar entries of the group table: column -> BIDS column description.
+#: Sidecar entries of the group table: column -> BIDS column description (the participant
+#: columns of :mod:`bids_infantage.utils.columns`, then the group level's own).
 COLUMN_DESCRIPTIONS = {
-    "participant_id": {"Description": "Participant identifier (sub-<label>)."},
-    "session_id": {
-        "Description": "Session identifier (ses-<label>); n/a in datasets without sessions."
-    },
-    "model_configuration": {
-        "Description": "Model input configuration used at the participant level "
-        "(which contrasts were given to the network)."
-    },
-    "predicted_age_months": {
-        "Description": "Predicted brain age, before bias correction.",
-        "Units": "months",
-    },
-    "predicted_age_sd_months": {
-        "Description": "Standard deviation of the predictive distribution of brain age.",
-        "Units": "months",
-    },
-    "predicted_age_lower_months": {
-        "Description": "Lower bound of the predictive interval of brain age "
-        "(coverage in interval_coverage).",
-        "Units": "months",
-    },
-    "predicted_age_upper_months": {
-        "Description": "Upper bound of the predictive interval of brain age "
-        "(coverage in interval_coverage).",
-        "Units": "months",
-    },
-    "interval_coverage": {
-        "Description": "Nominal coverage of the predictive interval, as a fraction (e.g. 0.9).",
-        "Units": "fraction (0-1)",
-    },
-    "chronological_age_months": {
-        "Description": "Chronological age at the session, as recorded in the BIDS dataset; "
-        "n/a when unknown.",
-        "Units": "months",
-    },
-    "brain_age_gap_months": {
-        "Description": "Uncorrected brain-age gap: predicted_age_months - "
-        "chronological_age_months. Correlates with age because predictions regress "
-        "toward the mean (Smith et al., 2019).",
-        "Units": "months",
-    },
-    "brain_volume_ml": {"Description": "Volume of the brain mask in native space.", "Units": "ml"},
-    "brain_volume_z": {
-        "Description": "Brain volume as a z-score against the participant-level reference "
-        "for age.",
-        "Units": "standard deviations (z)",
-    },
-    "qc_out_of_range": {
-        "Description": "Participant-level quality control: the input lies outside the range "
-        "the model was validated on (see qc_flags).",
-        "Levels": {"true": "out of range", "false": "within range"},
-    },
-    "qc_flags": {
-        "Description": "Participant-level quality-control flags, separated by ';', or 'none'."
-    },
-    "t1w_t2w_mask_dice": {
-        "Description": "Dice overlap of the T1w and T2w brain masks after rigid alignment.",
-        "Units": "fraction (0-1)",
-    },
-    "normalization_mask_dice": {
-        "Description": "Dice overlap of the subject brain mask and the template mask after "
-        "affine normalization.",
-        "Units": "fraction (0-1)",
-    },
-    "model_name": {"Description": "Name of the model bundle that made the prediction."},
-    "model_sha256": {"Description": "sha256 of the model bundle's bundle.json"},
+    **BRAINAGE_COLUMNS,
     "brain_age_gap_corrected_months": {
         "Description": "Bias-corrected brain-age gap (de Lange & Cole, 2020): with "
         "predicted = alpha + beta * chronological fitted by OLS (parameters in "
