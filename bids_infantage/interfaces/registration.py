@@ -64,8 +64,8 @@ def register_rigid_t1w_to_t2w(t2w, t1w, t2w_mask, params: dict | None = None):
     import SimpleITK as sitk
 
     params = params or load_json("t1w-t2w-rigid.json")
-    t2w = _crop_to_mask(sitk.Cast(t2w, sitk.sitkFloat32), t2w_mask)
-    t1w = _crop_to_mask(sitk.Cast(t1w, sitk.sitkFloat32), t1w > 0)
+    t2w = crop_to_mask(sitk.Cast(t2w, sitk.sitkFloat32), t2w_mask)
+    t1w = crop_to_mask(sitk.Cast(t1w, sitk.sitkFloat32), t1w > 0)
     fixed = _at_spacing(t2w, params["work_spacing_mm"])
     moving = _at_spacing(t1w, params["work_spacing_mm"])
     t2w_mask = resample_like(t2w_mask, fixed, interpolator="nearest")
@@ -85,7 +85,7 @@ def register_rigid_t1w_to_t2w(t2w, t1w, t2w_mask, params: dict | None = None):
     return sitk.Euler3DTransform(out), float(reg.GetMetricValue())
 
 
-def _crop_to_mask(image, mask, margin_mm: float = 10.0):
+def crop_to_mask(image, mask, margin_mm: float = 10.0):
     """``image`` cropped to the bounding box of ``mask`` (same grid) plus ``margin_mm``.
 
     World coordinates are kept, so a transform estimated on the crop applies to the whole

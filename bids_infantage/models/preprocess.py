@@ -13,7 +13,7 @@ import numpy as np
 from ..interfaces.brainmask import brain_volume_ml, mask_from_skull_stripped
 from ..interfaces.n4 import n4_correct
 from ..interfaces.registration import (
-    _crop_to_mask,
+    crop_to_mask,
     register_mask_to_reference,
     register_rigid_t1w_to_t2w,
     resample_like,
@@ -80,7 +80,7 @@ def to_reference_space(t1w, t2w, mask, reference_mask, transform, extra=None) ->
         if img is None:
             return None
         return sitk.GetArrayFromImage(
-            resample_like(_crop_to_mask(img, mask, CROP_MARGIN_MM), reference_mask, transform))
+            resample_like(crop_to_mask(img, mask, CROP_MARGIN_MM), reference_mask, transform))
 
     mask_ref = arr(sitk.Cast(mask > 0, sitk.sitkFloat32)) > 0.5
     out = ModelInputd()({"T1w": arr(t1w), "T2w": arr(t2w), "mask": mask_ref})
