@@ -260,6 +260,8 @@ def run_participant(config) -> int:
             workflow.run(**plugin)
         except Exception:  # nipype raises when any node failed; the summary below says which
             LOGGER.info("some nodes failed; the summary below names them and their crash files")
+        finally:
+            gc.unfreeze()
     for unit in units:
         try:
             generate_report(config.output_dir, unit["subject"], unit.get("session"), work_dir=config.work_dir)
