@@ -85,3 +85,15 @@ def test_plugin_settings(tmp_path):
                   nprocs=2).plugin_settings()["plugin_args"]["mp_context"] == "forkserver"
     saved = cfg.to_toml(tmp_path / "config.toml").read_text()
     assert "plugin_file" in saved and "nprocs = 2" in saved
+
+
+def test_worker_preload_modules_import():
+    """The forkserver skips a preload module that fails to import, silently: every name in
+    ``WORKER_PRELOAD`` must exist (a typo would quietly bring back the per-worker imports)."""
+    import importlib
+
+    from bids_infantage.cli.run import WORKER_PRELOAD
+
+    assert "niworkflows.interfaces.bids" in WORKER_PRELOAD
+    for name in WORKER_PRELOAD:
+        importlib.import_module(name)

@@ -61,6 +61,38 @@ def _setup_logging(work_dir: Path) -> None:
         lg.propagate = False
 
 
+#: Modules imported once by the MultiProc forkserver, so that each worker forked from it has
+#: them already. niworkflows' sink module builds TemplateFlow's layout at import (4.8 s with
+#: the default ~/.cache/templateflow skeleton of 2,540 files), which every worker otherwise
+#: repeats. No torch: the network node imports it in the worker that runs it.
+WORKER_PRELOAD = (
+    "niworkflows.interfaces.bids",
+    "SimpleITK",
+    "bids_infantage.interfaces.bids",
+    "bids_infantage.interfaces.brainmask",
+    "bids_infantage.interfaces.images",
+    "bids_infantage.interfaces.n4",
+    "bids_infantage.interfaces.normalization",
+    "bids_infantage.interfaces.registration",
+    "bids_infantage.interfaces.reports",
+)
+
+
+def _start_worker_forkserver() -> None:
+    """Start the forkserver of Nipype's MultiProc workers now, importing :data:`WORKER_PRELOAD`
+    (:func:`multiprocessing.set_forkserver_preload`; an import that fails is skipped there and
+    done by the worker instead). Started before the dataset is indexed and the workflow built,
+    its imports run on another core meanwhile."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    multiprocessing.set_forkserver_preload(["__main__", *WORKER_PRELOAD])
+    try:
+        forkserver.ensure_running()
+    except (OSError, ValueError) as exc:  # MultiProc starts it later anyway
+        LOGGER.debug("forkserver not started early: %s", exc)
+
+
 def write_derivatives_description(output_dir: Path, bids_dir: Path, bundle) -> None:
     """``dataset_description.json`` (DatasetType derivative, GeneratedBy with version and
     model) and ``.bidsignore`` for the non-BIDS outputs (reports, figures, tables)."""
@@ -217,6 +249,8 @@ def run_participant(config) -> int:
     from ..workflows.base import init_bids_infantage_wf
 
     t0 = time.time()
+    if not config.reports_only and config.plugin_settings()["plugin_args"].get("mp_context") == "forkserver":
+        _start_worker_forkserver()  # imports on the other core while this one indexes the dataset
     if not config.skip_bids_validation:
         run_bids_validator(config.bids_dir)
     from bids import BIDSLayout
