@@ -61,21 +61,20 @@ def _setup_logging(work_dir: Path) -> None:
         lg.propagate = False
 
 
+def _interface_modules() -> tuple[str, ...]:
+    import pkgutil
+
+    from .. import interfaces
+
+    return tuple(f"{interfaces.__name__}.{m.name}" for m in pkgutil.iter_modules(interfaces.__path__))
+
+
 #: Modules imported once by the MultiProc forkserver, so that each worker forked from it has
-#: them already. niworkflows' sink module builds TemplateFlow's layout at import (4.8 s with
+#: them already: niworkflows' sink module builds TemplateFlow's layout at import (4.8 s with
 #: the default ~/.cache/templateflow skeleton of 2,540 files), which every worker otherwise
-#: repeats. No torch: the network node imports it in the worker that runs it.
-WORKER_PRELOAD = (
-    "niworkflows.interfaces.bids",
-    "SimpleITK",
-    "bids_infantage.interfaces.bids",
-    "bids_infantage.interfaces.brainmask",
-    "bids_infantage.interfaces.images",
-    "bids_infantage.interfaces.n4",
-    "bids_infantage.interfaces.normalization",
-    "bids_infantage.interfaces.registration",
-    "bids_infantage.interfaces.reports",
-)
+#: repeats; then SimpleITK and every module of ``bids_infantage.interfaces`` (torch is
+#: imported only inside the network node).
+WORKER_PRELOAD = ("niworkflows.interfaces.bids", "SimpleITK", *_interface_modules())
 
 
 def _start_worker_forkserver() -> None:
@@ -249,7 +248,8 @@ def run_participant(config) -> int:
     from ..workflows.base import init_bids_infantage_wf
 
     t0 = time.time()
-    if not config.reports_only and config.plugin_settings()["plugin_args"].get("mp_context") == "forkserver":
+    plugin = config.plugin_settings()
+    if not config.reports_only and plugin["plugin_args"].get("mp_context") == "forkserver":
         _start_worker_forkserver()  # imports on the other core while this one indexes the dataset
     if not config.skip_bids_validation:
         run_bids_validator(config.bids_dir)
@@ -283,7 +283,6 @@ def run_participant(config) -> int:
                 workflow.write_graph(graph2use="colored", format="svg", simple_form=True)
             except (OSError, RuntimeError) as exc:
                 LOGGER.warning("--write-graph: graph not written (%s); install graphviz", exc)
-        plugin = config.plugin_settings()
         LOGGER.info("running with %s (%s)", plugin["plugin"], plugin["plugin_args"])
         # Nipype's MultiProc calls gc.collect() before every submission; with pybids' layout,
         # the workflow graph and the imported libraries alive, each call took 0.1 s of the
