@@ -76,10 +76,6 @@ class BrainAgeInference(SimpleInterface):
         return runtime
 
 
-#: Columns of the per-session table and their sidecar descriptions (defined once, in
-#: :mod:`bids_infantage.utils.columns`).
-TABLE_COLUMNS = BRAINAGE_COLUMNS
-
 QC_DICE_MIN = 0.85
 
 
@@ -109,7 +105,7 @@ class _TableOutputSpec(TraitedSpec):
 
 
 class BrainAgeTable(SimpleInterface):
-    """Write the one-row brain-age TSV of a session (columns: :data:`TABLE_COLUMNS`)."""
+    """Write the one-row brain-age TSV of a session (columns: :data:`~bids_infantage.utils.columns.BRAINAGE_COLUMNS`)."""
 
     input_spec = _TableInputSpec
     output_spec = _TableOutputSpec
@@ -146,7 +142,7 @@ class BrainAgeTable(SimpleInterface):
             "model_sha256": pred["model_sha256"],
         }
         out = Path(runtime.cwd) / "brainage.tsv"
-        out.write_text("\t".join(TABLE_COLUMNS) + "\n" + "\t".join(_fmt(row[c]) for c in TABLE_COLUMNS) + "\n")
+        out.write_text("\t".join(BRAINAGE_COLUMNS) + "\n" + "\t".join(_fmt(row[c]) for c in BRAINAGE_COLUMNS) + "\n")
         self._results["out_file"] = str(out)
-        self._results["metadata"] = TABLE_COLUMNS
+        self._results["metadata"] = BRAINAGE_COLUMNS
         return runtime

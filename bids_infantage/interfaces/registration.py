@@ -85,27 +85,46 @@ def register_rigid_t1w_to_t2w(t2w, t1w, t2w_mask, params: dict | None = None):
     return sitk.Euler3DTransform(out), float(reg.GetMetricValue())
 
 
-def crop_to_mask(image, mask, margin_mm: float = 10.0):
-    """``image`` cropped to the bounding box of ``mask`` (same grid) plus ``margin_mm``.
+def mask_region(mask, margin_mm: float = 10.0):
+    """Index region of ``mask``'s bounding box plus ``margin_mm`` (clipped to the grid).
 
-    World coordinates are kept, so a transform estimated on the crop applies to the whole
-    image; the smoothing pyramid of a registration then works on the brain, not on the whole
-    field of view (3x fewer voxels for the 24-month template). An empty mask returns ``image``.
+    Returns
+    -------
+    tuple of (start, size) lists, or None
+        Voxel indices for ``SimpleITK.RegionOfInterest``; None for an empty mask.
     """
     import SimpleITK as sitk
 
     stats = sitk.LabelShapeStatisticsImageFilter()
     stats.Execute(sitk.Cast(mask > 0, sitk.sitkUInt8))
     if not stats.HasLabel(1):
-        return image
+        return None
     box = stats.GetBoundingBox(1)
-    ndim = image.GetDimension()
+    ndim = mask.GetDimension()
     start, size = list(box[:ndim]), list(box[ndim:])
     for d in range(ndim):
-        pad = int(np.ceil(margin_mm / image.GetSpacing()[d]))
+        pad = int(np.ceil(margin_mm / mask.GetSpacing()[d]))
         lo = max(0, start[d] - pad)
-        hi = min(image.GetSize()[d], start[d] + size[d] + pad)
+        hi = min(mask.GetSize()[d], start[d] + size[d] + pad)
         start[d], size[d] = lo, hi - lo
+    return start, size
+
+
+def crop_to_mask(image, mask, margin_mm: float = 10.0, region=None):
+    """``image`` cropped to the bounding box of ``mask`` (same grid) plus ``margin_mm``.
+
+    World coordinates are kept, so a transform estimated on the crop applies to the whole
+    image; the smoothing pyramid of a registration then works on the brain, not on the whole
+    field of view (3x fewer voxels for the 24-month template). An empty mask returns ``image``.
+    ``region`` (from :func:`mask_region`) skips recomputing the box when several images on
+    the same grid are cropped.
+    """
+    import SimpleITK as sitk
+
+    region = region if region is not None else mask_region(mask, margin_mm)
+    if region is None:
+        return image
+    start, size = region
     return sitk.RegionOfInterest(image, size, start)
 
 

@@ -14,6 +14,7 @@ from ..interfaces.brainmask import brain_volume_ml, mask_from_skull_stripped
 from ..interfaces.n4 import n4_correct
 from ..interfaces.registration import (
     crop_to_mask,
+    mask_region,
     register_mask_to_reference,
     register_rigid_t1w_to_t2w,
     resample_like,
@@ -73,6 +74,8 @@ def to_reference_space(t1w, t2w, mask, reference_mask, transform, extra=None) ->
     """
     import SimpleITK as sitk
 
+    region = mask_region(mask, CROP_MARGIN_MM)  # one box for every image (same grid)
+
     def arr(img):
         # Everything outside the brain mask is zeroed in the model input, so the anti-aliasing
         # and resampling only need the brain's bounding box plus a margin (10 mm, beyond the
@@ -80,7 +83,7 @@ def to_reference_space(t1w, t2w, mask, reference_mask, transform, extra=None) ->
         if img is None:
             return None
         return sitk.GetArrayFromImage(
-            resample_like(crop_to_mask(img, mask, CROP_MARGIN_MM), reference_mask, transform))
+            resample_like(crop_to_mask(img, mask, CROP_MARGIN_MM, region), reference_mask, transform))
 
     mask_ref = arr(sitk.Cast(mask > 0, sitk.sitkFloat32)) > 0.5
     out = ModelInputd()({"T1w": arr(t1w), "T2w": arr(t2w), "mask": mask_ref})
