@@ -180,3 +180,27 @@ def test_reference_resampling_of_the_cropped_brain_matches_the_whole_field_of_vi
     assert cropped["mask"].sum() > 1000
     np.testing.assert_array_equal(cropped["mask"], whole["mask"])
     np.testing.assert_allclose(cropped["image"], whole["image"], atol=1e-5)
+
+
+def test_member_cache_resumes_only_with_the_same_settings(tmp_path):
+    """A cached ensemble member is reused when only ``members`` changes (a larger ensemble
+    trains just the new ones) and refused when anything it depends on changes."""
+    import torch
+
+    from bids_infantage.models.training import (
+        DEFAULTS,
+        load_member,
+        member_fingerprint,
+        save_member,
+    )
+
+    prep = {"n4": {"shrink_mm": 3.0}}
+    fp = member_fingerprint(DEFAULTS, prep)
+    state = {"w": torch.arange(6, dtype=torch.float32).reshape(2, 3)}
+    save_member(tmp_path, "t1w", 0, fp, state, 12.5, ["t1w seed 1003 epoch 1/1 loss 1.0"])
+    got = load_member(tmp_path, "t1w", 0, member_fingerprint(dict(DEFAULTS, members=8), prep))
+    assert got is not None
+    assert torch.equal(got[0]["w"], state["w"]) and got[1] == 12.5 and got[2][0].startswith("t1w")
+    assert load_member(tmp_path, "t1w", 1, fp) is None  # not trained yet
+    assert load_member(tmp_path, "t1w", 0, member_fingerprint(dict(DEFAULTS, epochs=3), prep)) is None
+    assert load_member(tmp_path, "t1w", 0, member_fingerprint(DEFAULTS, {"n4": {"shrink_mm": 4.0}})) is None

@@ -6,7 +6,9 @@ Steps (all cached in ``--cache-dir``, so an interrupted run resumes):
    (:mod:`bids_infantage.models.synthesis`);
 2. synthetic training and validation cohorts passed through the shared preprocessing
    (:mod:`bids_infantage.models.dataset`);
-3. for each input configuration, an ensemble of :class:`MultiTaskAgeNet` members;
+3. for each input configuration, an ensemble of :class:`MultiTaskAgeNet` members (each
+   cached in ``--cache-dir/members`` with a fingerprint of its settings, so a larger
+   ``--members`` trains only the new ones);
 4. calibration on the validation cohort: a linear correction of the ensemble mean (counters
    regression toward the middle of the age range), a scale for the prediction interval, and
    feature statistics for the out-of-distribution check;
@@ -37,7 +39,7 @@ DEFAULTS = {
     "epochs": 24,
     "batch_size": 8,
     "lr": 2e-3,
-    "members": 2,
+    "members": 4,
     "channels": [12, 24, 48, 64],
     "loss_weights": {"l1": 1.0, "nll": 0.2, "seg": 0.3, "recon": 0.3},
 }
@@ -281,6 +283,53 @@ def _train_job(job):
     return {k: v.clone() for k, v in net.state_dict().items()}, time.time() - t0, history
 
 
+def member_fingerprint(settings: dict, preprocessing: dict | None) -> str:
+    """sha256 of what a trained member depends on: the training settings (except the number
+    of members, which does not change any one member), the preprocessing of the cohort and
+    the torch version."""
+    import torch
+
+    keys = {k: v for k, v in settings.items() if k not in ("members", "n_val", "seed_val")}
+    blob = json.dumps({"settings": keys, "preprocessing": preprocessing,
+                       "torch": torch.__version__}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def save_member(member_dir: Path, config: str, index: int, fingerprint: str, state: dict,
+                seconds: float, history: list) -> Path:
+    """Cache one trained member (``<config>-member<index>.safetensors``, with its fingerprint,
+    training time and loss history in the metadata), so that an interrupted or extended
+    training (more ``--members``) resumes instead of retraining."""
+    from safetensors.torch import save_file
+
+    member_dir = Path(member_dir)
+    member_dir.mkdir(parents=True, exist_ok=True)
+    path = member_dir / f"{config}-member{index}.safetensors"
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp),
+              metadata={"fingerprint": fingerprint, "seconds": f"{seconds:.1f}",
+                        "history": json.dumps(history)})
+    os.replace(tmp, path)
+    return path
+
+
+def load_member(member_dir: Path, config: str, index: int, fingerprint: str):
+    """A cached member as ``(state_dict, seconds, history)``, or None when it is missing or
+    was trained with other settings (its fingerprint differs)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(member_dir) / f"{config}-member{index}.safetensors"
+    if not path.exists():
+        return None
+    with safe_open(str(path), "pt") as fh:
+        meta = fh.metadata() or {}
+    if meta.get("fingerprint") != fingerprint:
+        LOGGER.warning("%s was trained with other settings; training it again", path)
+        return None
+    return load_file(str(path)), float(meta["seconds"]), json.loads(meta["history"])
+
+
 def ensure_generator(cache: Path, shared: Path) -> dict:
     """Reference mask and synthesis atlas in ``cache`` (built from ``shared`` when missing).
 
@@ -331,16 +380,24 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
     jobs = [(config, i) for config in configs for i in range(settings["members"])]
     _JOB_DATA.update(train=train, settings=settings)
     tc = time.time()
-    if nprocs > 1:
+    member_dir = cache / "members"
+    fingerprint = member_fingerprint(settings, cohort_preprocessing(cache / "train"))
+    done = {job: load_member(member_dir, *job, fingerprint) for job in jobs}
+    todo = [job for job in jobs if done[job] is None]
+    LOGGER.info("%d members to train, %d from %s", len(todo), len(jobs) - len(todo), member_dir)
+    if nprocs > 1 and len(todo) > 1:
         import multiprocessing as mp
 
         with mp.get_context("fork").Pool(nprocs) as pool:  # one member per process, 1 thread each
-            states = pool.map(_train_job, jobs, chunksize=1)
+            trained = pool.map(_train_job, todo, chunksize=1)
     else:
-        states = [_train_job(job) for job in jobs]
-    for _, _, history in states:
-        log.write("\n".join(history) + "\n")
-    states = [(state, seconds) for state, seconds, _ in states]
+        trained = [_train_job(job) for job in todo]
+    for job, result in zip(todo, trained):
+        save_member(member_dir, *job, fingerprint, *result)
+        done[job] = result
+    for job in jobs:
+        log.write("\n".join(done[job][2]) + "\n")
+    states = [done[job][:2] for job in jobs]
     from .synthesis import read_bcp_volumes
 
     torch.set_num_threads(max(1, nprocs))  # after the fork: OpenMP pools do not survive fork
