@@ -204,3 +204,47 @@ def test_member_cache_resumes_only_with_the_same_settings(tmp_path):
     assert load_member(tmp_path, "t1w", 1, fp) is None  # not trained yet
     assert load_member(tmp_path, "t1w", 0, member_fingerprint(dict(DEFAULTS, epochs=3), prep)) is None
     assert load_member(tmp_path, "t1w", 0, member_fingerprint(DEFAULTS, {"n4": {"shrink_mm": 4.0}})) is None
+
+
+def test_test_time_augmentation_layout():
+    """Row b of the augmented batch is the unmodified input b, the second half mirrors the
+    first, and the shifts are +-1 voxel along each axis."""
+    import torch
+
+    from bids_infantage.models.transforms import tta_batch, tta_shifts
+
+    x = torch.rand(2, 3, 8, 8, 8)
+    xs = tta_batch(x, 1)
+    assert xs.shape == (28, 3, 8, 8, 8)
+    assert torch.equal(xs[:2], x)
+    assert torch.equal(xs[14:], torch.flip(xs[:14], dims=(4,)))
+    shifts = tta_shifts(1)
+    assert sorted(map(tuple, np.abs(np.asarray(shifts)).tolist())) == sorted(
+        [(0, 0, 0)] + [(1, 0, 0)] * 2 + [(0, 1, 0)] * 2 + [(0, 0, 1)] * 2)
+    for k, s in enumerate(shifts):
+        assert torch.equal(xs[2 * k:2 * k + 2], torch.roll(x, s, dims=(2, 3, 4)))
+    assert tta_batch(x, 0).shape == (4, 3, 8, 8, 8)
+
+
+def test_bundle_prediction_averages_over_the_recorded_augmentation():
+    """The bundle predicts with the augmentation its calibration was made with: the age with
+    ``shift_voxels`` 1 is the calibrated mean over the 14 copies, not the mirror-only age."""
+    import torch
+
+    from bids_infantage.models.bundle import load_bundle
+    from bids_infantage.models.transforms import tta_batch, volume_feature
+
+    bundle = load_bundle()
+    assert bundle.meta["test_time_augmentation"]["shift_voxels"] == 1
+    image = np.random.default_rng(3).random((3, 64, 64, 64)).astype(np.float32)
+    config = "t1w"
+    spec = bundle.meta["configurations"][config]
+    x = torch.from_numpy(image[spec["channels"]])[None]
+    s = torch.tensor([[volume_feature(900.0)]])
+    with torch.no_grad():
+        raw = {k: np.mean([float(net(tta_batch(x, k), s.expand(len(tta_batch(x, k)), 1))["age"].mean())
+                           for net in bundle.networks(config)]) for k in (0, 1)}
+    cal = spec["calibration"]
+    got = bundle.predict(image, 900.0, config, saliency=False)["age"]
+    assert got == pytest.approx(cal["intercept"] + cal["slope"] * raw[1], abs=1e-4)
+    assert abs(raw[1] - raw[0]) > 1e-4  # the shifts do change the inputs' ages

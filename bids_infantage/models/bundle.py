@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..utils.errors import ModelBundleError
-from .transforms import CONFIGURATIONS, volume_feature
+from .transforms import CONFIGURATIONS, tta_batch, volume_feature
 
 DEFAULT_MODEL = "infantage-default"
 #: |z| of brain volume against the BCP norm at the predicted age beyond which a flag is raised
@@ -175,6 +175,11 @@ class ModelBundle:
                 device: str = "cpu") -> dict:
         """Brain age of one session.
 
+        Each member's output is averaged over the test-time augmentation recorded in
+        ``bundle.json`` (``test_time_augmentation``: the input and its left-right mirror, each
+        also shifted by ``+-shift_voxels`` along every axis; see
+        :func:`~bids_infantage.models.transforms.tta_batch`), as in the calibration.
+
         Parameters
         ----------
         image : ndarray, shape (3, 64, 64, 64)
@@ -204,15 +209,16 @@ class ModelBundle:
         s = torch.tensor([[volume_feature(volume_ml)]], dtype=torch.float32, device=dev)
         means, variances = [], []
         feats = None
+        # the test-time augmentation the calibration was made with (older bundles: mirror only)
+        xs = tta_batch(x, self.meta.get("test_time_augmentation", {}).get("shift_voxels", 0))
         with torch.no_grad():
             for k, net in enumerate(nets):
                 net.to(dev)
-                o1 = net(x, s)
-                o2 = net(torch.flip(x, dims=(4,)), s)
-                means.append(float((o1["age"] + o2["age"]) / 2))
-                variances.append(float((o1["log_var"].exp() + o2["log_var"].exp()) / 2))
+                o = net(xs, s.expand(len(xs), 1))
+                means.append(float(o["age"].mean()))
+                variances.append(float(o["log_var"].exp().mean()))
                 if k == 0:
-                    feats = o1["features"][0].cpu().numpy()
+                    feats = o["features"][0].cpu().numpy()  # row 0: the unmodified input
         means_a = np.asarray(means)
         raw = float(means_a.mean())
         slope, intercept = cal["slope"], cal["intercept"]

@@ -40,6 +40,7 @@ DEFAULTS = {
     "batch_size": 8,
     "lr": 2e-3,
     "members": 4,
+    "tta_shift_voxels": 1,
     "channels": [12, 24, 48, 64],
     "loss_weights": {"l1": 1.0, "nll": 0.2, "seg": 0.3, "recon": 0.3},
 }
@@ -176,18 +177,24 @@ def train_member(data, config: str, seed: int, *, epochs: int, batch_size: int, 
     return net
 
 
-def predict_members(nets, data, config: str, batch_size: int = 16, flip_tta: bool = True):
-    """Raw predictions of each member.
+def predict_members(nets, data, config: str, batch_size: int = 16, shift_voxels: int = 0):
+    """Raw predictions of each member, averaged over test-time augmentation: the input and
+    its left-right mirror image, each also shifted by ``+-shift_voxels`` along every axis
+    when ``shift_voxels > 0`` (:func:`~bids_infantage.models.transforms.tta_batch`).
 
     Returns
     -------
     mean : ndarray (M, N) months; var : ndarray (M, N) months^2; feats : ndarray (N, F) of
-    member 0.
+    member 0 on the unmodified inputs.
     """
     import torch
 
+    from .transforms import tta_batch
+
     chans = list(CONFIGURATIONS[config])
     n = len(data["volume_ml"])
+    if shift_voxels:
+        batch_size = max(1, batch_size // 4)  # 14 copies of each input per forward pass
     means, vars_, feats = [], [], []
     with torch.no_grad():
         for k, net in enumerate(nets):
@@ -195,15 +202,15 @@ def predict_members(nets, data, config: str, batch_size: int = 16, flip_tta: boo
             for b in range(0, n, batch_size):
                 idx = np.arange(b, min(n, b + batch_size))
                 x, s = _batch_tensors(data["image"], data["volume_ml"], idx, chans)
-                o = net(x, s)
-                m, v = o["age"], o["log_var"].exp()
-                if flip_tta:
-                    o2 = net(torch.flip(x, dims=(4,)), s)
-                    m, v = (m + o2["age"]) / 2, (v + o2["log_var"].exp()) / 2
+                xs = tta_batch(x, shift_voxels)
+                copies = len(xs) // len(idx)
+                o = net(xs, s.repeat(copies, 1))
+                m = o["age"].reshape(copies, len(idx)).mean(0)
+                v = o["log_var"].exp().reshape(copies, len(idx)).mean(0)
                 mu.append(m.numpy())
                 va.append(v.numpy())
                 if k == 0:
-                    feats.append(o["features"].numpy())
+                    feats.append(o["features"][:len(idx)].numpy())
             means.append(np.concatenate(mu))
             vars_.append(np.concatenate(va))
     return np.stack(means), np.stack(vars_), np.concatenate(feats)
@@ -289,7 +296,8 @@ def member_fingerprint(settings: dict, preprocessing: dict | None) -> str:
     the torch version."""
     import torch
 
-    keys = {k: v for k, v in settings.items() if k not in ("members", "n_val", "seed_val")}
+    keys = {k: v for k, v in settings.items()
+            if k not in ("members", "n_val", "seed_val", "tta_shift_voxels")}
     blob = json.dumps({"settings": keys, "preprocessing": preprocessing,
                        "torch": torch.__version__}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -406,7 +414,8 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
         nets = members_from_states(
             config, [st for (cfg, _), (st, _) in zip(jobs, states) if cfg == config],
             settings["channels"])
-        means, vars_, feats = predict_members(nets, val, config)
+        means, vars_, feats = predict_members(nets, val, config,
+                                              shift_voxels=settings.get("tta_shift_voxels", 0))
         cal = calibrate(means, vars_, feats, val["age"])
         nets_by_config[config], calibrations[config] = nets, cal
         seconds[config] = [round(sec, 1) for (cfg, _), (_, sec) in zip(jobs, states) if cfg == config]
@@ -496,6 +505,8 @@ def write_bundle(out_dir: Path, nets_by_config: dict, calibrations: dict, *, set
                           "ratio": "T1w / max(T2w, 0.05), clip [0, 4]",
                           "volume_feature": "log(volume_ml / 900)"},
         "age_range_months": [0.0, 24.0],
+        "test_time_augmentation": {"flip_left_right": True,
+                                   "shift_voxels": int(settings.get("tta_shift_voxels", 0))},
         "volume_norms_ml": volume_norms,
         "configurations": members,
         "files_sha256": files,

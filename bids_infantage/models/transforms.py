@@ -112,3 +112,53 @@ CONFIGURATIONS = {
 def volume_feature(volume_ml: float) -> float:
     """Scalar brain-size input of the network: ``log(volume_ml / 900)`` (volume in ml)."""
     return float(np.log(max(volume_ml, 1.0) / 900.0))
+
+
+def tta_shifts(shift_voxels: int = 1) -> list[tuple[int, int, int]]:
+    """Test-time translations (voxels of 3 mm): none, and +-``shift_voxels`` along each axis.
+
+    Averaging the ensemble over these (each also left-right mirrored) makes the age less
+    sensitive to sub-voxel differences of the normalization to the reference (the training
+    augmentation shifts by up to 2 voxels, so these inputs are in distribution).
+
+    Returns
+    -------
+    list of (dz, dy, dx)
+        ``[(0, 0, 0)]`` for ``shift_voxels=0``, else 7 shifts in array (z, y, x) order.
+
+    Examples
+    --------
+    >>> len(tta_shifts(1)), tta_shifts(0)
+    (7, [(0, 0, 0)])
+    """
+    shifts = [(0, 0, 0)]
+    for axis in range(3):
+        for sign in (-1, 1):
+            s = [0, 0, 0]
+            s[axis] = sign * int(shift_voxels)
+            if shift_voxels:
+                shifts.append(tuple(s))
+    return shifts
+
+
+def tta_batch(x, shift_voxels: int = 1):
+    """Test-time augmented copies of a batch.
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (B, C, 64, 64, 64)
+    shift_voxels : int
+        See :func:`tta_shifts`.
+
+    Returns
+    -------
+    torch.Tensor, shape (2 * S * B, C, 64, 64, 64)
+        For each shift ``s`` of :func:`tta_shifts` (S of them) the shifted batch, then all of
+        them mirrored left-right (last axis); copy ``k`` of sample ``b`` is row ``k * B + b``,
+        and row ``b`` is the unmodified input.
+    """
+    import torch
+
+    shifted = [torch.roll(x, s, dims=(2, 3, 4)) if any(s) else x for s in tta_shifts(shift_voxels)]
+    xs = torch.cat(shifted)
+    return torch.cat([xs, torch.flip(xs, dims=(4,))])
