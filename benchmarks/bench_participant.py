@@ -8,7 +8,7 @@ Three parts, each printed as markdown tables:
    tree (the MultiProc workers are forkserver grandchildren, so ``getrusage`` would miss
    them: a psutil sampler polls the tree every 0.1 s); seconds per stage from each Nipype
    node's result file.
-2. **Inference alone.** Bundle load, then the whole ensemble (all members, flip TTA) of each
+2. **Inference alone.** Bundle load, then the whole ensemble (all members, the test-time augmentation recorded in the bundle) of each
    configuration on one preprocessed input, with and without Grad-CAM; median of repeats, on
    CPU (1 thread, as in the pipeline) and on CUDA when torch sees a GPU.
 3. **Fast vs careful.** Every demo template, its T1w misaligned by a known rigid transform
@@ -254,7 +254,7 @@ def part_inference(repeats: int) -> dict:
     print("\n## 2. Inference alone (one preprocessed input, 64^3 at the model's grid)\n")
     print(f"bundle load (sha256 check + metadata): {load_s:.2f} s; torch threads: "
           f"{torch.get_num_threads()}; median of {repeats} runs\n")
-    print("| device | configuration | members | weights load s | ensemble + flip TTA s "
+    print("| device | configuration | members | weights load s | ensemble + TTA s "
           "| + Grad-CAM s |\n|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['device']} | {r['config']} | {r['members']} | {r['weights_load_s']:.2f} "

@@ -1,8 +1,6 @@
 """Workflow graphs built on empty BIDS skeletons (nothing heavy runs), and the CLI parser."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 
