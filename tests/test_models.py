@@ -248,3 +248,26 @@ def test_bundle_prediction_averages_over_the_recorded_augmentation():
     got = bundle.predict(image, 900.0, config, saliency=False)["age"]
     assert got == pytest.approx(cal["intercept"] + cal["slope"] * raw[1], abs=1e-4)
     assert abs(raw[1] - raw[0]) > 1e-4  # the shifts do change the inputs' ages
+
+
+@pytest.mark.parametrize("chronological, flagged", [(72.0, True), (12.0, False), (None, False)])
+def test_chronological_age_outside_the_model_range_is_flagged(tmp_path, monkeypatch,
+                                                              chronological, flagged):
+    """A 6-year-old whose images look like a 24-month brain still gets qc_out_of_range when
+    its chronological age is known; an infant in range does not."""
+    import pandas as pd
+
+    from bids_infantage.interfaces.inference import BrainAgeTable
+
+    pred = {"flags": [], "out_of_range": False, "configuration": "t1w", "age": 22.5, "sd": 1.0,
+            "lower": 20.0, "upper": 25.0, "coverage": 0.9, "volume_ml": 1300.0, "volume_z": 1.1,
+            "model_name": "infantage-default", "model_sha256": "0" * 64,
+            "age_range_months": [0.0, 24.0]}
+    (tmp_path / "prediction.json").write_text(json.dumps(pred))
+    monkeypatch.chdir(tmp_path)
+    kwargs = {} if chronological is None else {"chronological_age": chronological}
+    res = BrainAgeTable(prediction=str(tmp_path / "prediction.json"), subject="01",
+                        normalization_dice=0.95, **kwargs).run()
+    row = pd.read_csv(res.outputs.out_file, sep="\t").iloc[0]
+    assert bool(row["qc_out_of_range"]) is flagged
+    assert ("chronological age 72.0 months outside the model range 0-24" in row["qc_flags"]) is flagged

@@ -111,9 +111,19 @@ class BrainAgeTable(SimpleInterface):
     output_spec = _TableOutputSpec
 
     def _run_interface(self, runtime):
+        from ..models.bundle import AGE_RANGE_MARGIN_MONTHS
+
         pred = json.loads(Path(self.inputs.prediction).read_text())
         flags = list(pred["flags"])
+        out_of_range = bool(pred["out_of_range"])
         chron = self.inputs.chronological_age
+        lo, hi = pred.get("age_range_months", (0.0, 24.0))
+        if chron is not None and not (lo - AGE_RANGE_MARGIN_MONTHS <= chron <= hi + AGE_RANGE_MARGIN_MONTHS):
+            # the images may look in range (a 6-year-old's brain is about 24-month sized and
+            # myelinated), but the model has no valid answer for this child
+            flags.append(f"chronological age {chron:.1f} months outside the model range "
+                         f"{lo:g}-{hi:g}")
+            out_of_range = True
         d12 = self.inputs.t1w_t2w_dice
         if d12 is not None and d12 < QC_DICE_MIN:
             flags.append(f"poor T1w-T2w registration (mask Dice {d12:.2f})")
@@ -134,7 +144,7 @@ class BrainAgeTable(SimpleInterface):
             "brain_age_gap_months": None if chron is None else pred["age"] - chron,
             "brain_volume_ml": pred["volume_ml"],
             "brain_volume_z": pred["volume_z"],
-            "qc_out_of_range": bool(pred["out_of_range"]),
+            "qc_out_of_range": out_of_range,
             "qc_flags": "; ".join(f.replace("\t", " ") for f in flags) or "none",
             "t1w_t2w_mask_dice": d12,
             "normalization_mask_dice": self.inputs.normalization_dice,

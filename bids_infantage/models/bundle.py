@@ -19,6 +19,9 @@ from .transforms import CONFIGURATIONS, tta_batch, volume_feature
 DEFAULT_MODEL = "infantage-default"
 #: |z| of brain volume against the BCP norm at the predicted age beyond which a flag is raised
 VOLUME_Z_MAX = 2.5
+#: Months beyond the model's age range (predicted or chronological age) that raise the
+#: out-of-range flag
+AGE_RANGE_MARGIN_MONTHS = 2.0
 
 
 def resolve_bundle(name_or_path: str | Path | None) -> Path:
@@ -197,7 +200,8 @@ class ModelBundle:
         dict
             ``age``, ``sd``, ``lower``, ``upper`` (months, calibrated), ``members`` (raw
             member means), ``feature_distance``, ``volume_z``, ``flags`` (list of str),
-            ``out_of_range`` (bool), ``saliency`` (ndarray (64, 64, 64) in [0, 1] or None).
+            ``out_of_range`` (bool), ``saliency`` (ndarray (64, 64, 64) in [0, 1] or None),
+            ``age_range_months`` ([low, high] of the model).
         """
         import torch
 
@@ -238,7 +242,7 @@ class ModelBundle:
             flags.append(f"image unlike the training data (feature distance {dist:.1f} > "
                          f"{cal['feature_distance_threshold']:.1f})")
             oor = True
-        if age > hi_age + 2 or age < lo_age - 2:
+        if age > hi_age + AGE_RANGE_MARGIN_MONTHS or age < lo_age - AGE_RANGE_MARGIN_MONTHS:
             flags.append(f"predicted age {age:.1f} months outside the model range {lo_age:g}-{hi_age:g}")
             oor = True
         if volume_ml > v_hi or volume_ml < v_lo:
@@ -259,7 +263,7 @@ class ModelBundle:
             "age": float(age), "sd": sd, "lower": float(age - half), "upper": float(age + half),
             "coverage": cal["interval_coverage"], "members": means, "raw_age": raw,
             "feature_distance": dist, "volume_z": float(volume_z), "flags": flags,
-            "out_of_range": oor, "saliency": sal,
+            "out_of_range": oor, "saliency": sal, "age_range_months": [lo_age, hi_age],
         }
 
     @staticmethod

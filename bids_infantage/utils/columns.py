@@ -59,8 +59,9 @@ BRAINAGE_COLUMNS: dict[str, dict] = {
         "Units": "standard deviations (z)",
     },
     "qc_out_of_range": {
-        "Description": "The input is unlike the 0-24 month training distribution (see "
-        "qc_flags): do not trust the number.",
+        "Description": "The input is unlike the 0-24 month training distribution, or the "
+        "chronological age is outside the model's range (see qc_flags): do not trust the "
+        "number.",
         "Levels": {"true": "out of range", "false": "within range"},
     },
     "qc_flags": {"Description": "Quality-control messages, separated by ';', or 'none'."},
