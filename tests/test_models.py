@@ -241,9 +241,12 @@ def test_bundle_prediction_averages_over_the_recorded_augmentation():
     spec = bundle.meta["configurations"][config]
     x = torch.from_numpy(image[spec["channels"]])[None]
     s = torch.tensor([[volume_feature(900.0)]])
+    raw = {}
     with torch.no_grad():
-        raw = {k: np.mean([float(net(tta_batch(x, k), s.expand(len(tta_batch(x, k)), 1))["age"].mean())
-                           for net in bundle.networks(config)]) for k in (0, 1)}
+        for k in (0, 1):
+            xs = tta_batch(x, k)
+            raw[k] = np.mean([float(net(xs, s.expand(len(xs), 1))["age"].mean())
+                              for net in bundle.networks(config)])
     cal = spec["calibration"]
     got = bundle.predict(image, 900.0, config, saliency=False)["age"]
     assert got == pytest.approx(cal["intercept"] + cal["slope"] * raw[1], abs=1e-4)

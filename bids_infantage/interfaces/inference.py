@@ -111,14 +111,14 @@ class BrainAgeTable(SimpleInterface):
     output_spec = _TableOutputSpec
 
     def _run_interface(self, runtime):
-        from ..models.bundle import AGE_RANGE_MARGIN_MONTHS
+        from ..models.bundle import outside_age_range
 
         pred = json.loads(Path(self.inputs.prediction).read_text())
         flags = list(pred["flags"])
         out_of_range = bool(pred["out_of_range"])
         chron = self.inputs.chronological_age
-        lo, hi = pred.get("age_range_months", (0.0, 24.0))
-        if chron is not None and not (lo - AGE_RANGE_MARGIN_MONTHS <= chron <= hi + AGE_RANGE_MARGIN_MONTHS):
+        lo, hi = pred["age_range_months"]
+        if chron is not None and outside_age_range(chron, (lo, hi)):
             # the images may look in range (a 6-year-old's brain is about 24-month sized and
             # myelinated), but the model has no valid answer for this child
             flags.append(f"chronological age {chron:.1f} months outside the model range "

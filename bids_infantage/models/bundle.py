@@ -24,6 +24,13 @@ VOLUME_Z_MAX = 2.5
 AGE_RANGE_MARGIN_MONTHS = 2.0
 
 
+def outside_age_range(age_months: float, age_range) -> bool:
+    """Whether an age (months, predicted or chronological) lies more than
+    :data:`AGE_RANGE_MARGIN_MONTHS` outside a model's ``age_range`` ([low, high], months)."""
+    lo, hi = age_range
+    return age_months < lo - AGE_RANGE_MARGIN_MONTHS or age_months > hi + AGE_RANGE_MARGIN_MONTHS
+
+
 def resolve_bundle(name_or_path: str | Path | None) -> Path:
     """Folder of a bundle given its name (package data) or a path.
 
@@ -242,7 +249,7 @@ class ModelBundle:
             flags.append(f"image unlike the training data (feature distance {dist:.1f} > "
                          f"{cal['feature_distance_threshold']:.1f})")
             oor = True
-        if age > hi_age + AGE_RANGE_MARGIN_MONTHS or age < lo_age - AGE_RANGE_MARGIN_MONTHS:
+        if outside_age_range(age, (lo_age, hi_age)):
             flags.append(f"predicted age {age:.1f} months outside the model range {lo_age:g}-{hi_age:g}")
             oor = True
         if volume_ml > v_hi or volume_ml < v_lo:

@@ -131,13 +131,14 @@ def tta_shifts(shift_voxels: int = 1) -> list[tuple[int, int, int]]:
     >>> len(tta_shifts(1)), tta_shifts(0)
     (7, [(0, 0, 0)])
     """
+    if not shift_voxels:
+        return [(0, 0, 0)]
     shifts = [(0, 0, 0)]
     for axis in range(3):
         for sign in (-1, 1):
             s = [0, 0, 0]
             s[axis] = sign * int(shift_voxels)
-            if shift_voxels:
-                shifts.append(tuple(s))
+            shifts.append(tuple(s))
     return shifts
 
 
