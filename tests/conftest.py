@@ -157,3 +157,35 @@ def make_brain_fixture():
 def make_bids_fixture():
     """The :func:`make_bids` factory."""
     return make_bids
+
+
+#: The README's demo dataset (read in place, never written).
+DEMO = Path(__file__).resolve().parents[1].parent / "shared" / "demo_bids"
+
+
+def output_tree(root: Path) -> set[str]:
+    """Files under ``root``, relative paths."""
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+def input_state():
+    """Modification times of everything in the demo dataset (to prove it is not written)."""
+    return {str(p): p.stat().st_mtime for p in DEMO.rglob("*")}
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """The README's demo: participant (``--nprocs 2``) then group on ../shared/demo_bids, once
+    per test session (tests/test_e2e_demo.py and the brain-extraction comparisons read it)."""
+    from bids_infantage.cli.run import main
+
+    if not DEMO.is_dir():
+        pytest.skip("../shared/demo_bids not found")
+    base = tmp_path_factory.mktemp("demo")
+    out, work = base / "out", base / "work"
+    before = input_state()
+    rc = main([str(DEMO), str(out), "participant", "-w", str(work), "--nprocs", "2"])
+    tree = output_tree(out)
+    rc_group = main([str(DEMO), str(out), "group", "-w", str(work)])
+    return {"out": out, "work": work, "rc": rc, "rc_group": rc_group, "tree": tree,
+            "input_before": before}

@@ -135,17 +135,37 @@ def test_4d_single_volume_is_squeezed(tmp_path, brain):
     assert warnings == ["singleton 4th dimension dropped"]
 
 
-def test_nan_and_inf_voxels_set_to_zero(tmp_path, brain):
+def test_nan_and_inf_voxels_take_the_nearest_finite_value(tmp_path, brain):
     data, affine = _brain_data(brain)
     data[24, 24, 24] = np.nan
     data[20, 24, 24] = np.inf
-    data[28, 24, 24] = -np.inf
+    data[1, 1, 1] = -np.inf  # in the background
     path = _save(data, tmp_path / "sub-01_T2w.nii.gz", affine)
     img, warnings = load_validated(path)
     out = img.get_fdata(dtype=np.float32)
     assert np.isfinite(out).all()
-    assert out[24, 24, 24] == out[20, 24, 24] == out[28, 24, 24] == 0
-    assert warnings == ["3 NaN/Inf voxels set to 0"]
+    assert out[24, 24, 24] > 0 and out[20, 24, 24] > 0  # brain tissue, not a hole
+    assert out[1, 1, 1] == 0  # background stays background
+    assert warnings == ["3 NaN/Inf voxels filled from the nearest finite voxel"]
+
+
+def test_nan_slices_do_not_split_the_brain_mask(tmp_path, brain):
+    """Every 7th slice NaN: the mask is one piece of the clean volume, no QC message."""
+    data, affine = _brain_data(brain)
+    clean = _save(data, tmp_path / "clean.nii.gz", affine)
+    data[:, :, ::7] = np.nan
+    path = _save(data, tmp_path / "sub-01_T2w.nii.gz", affine)
+    img, _ = load_validated(path)
+    img.to_filename(tmp_path / "validated.nii.gz")
+    work = tmp_path / "work"
+    work.mkdir()
+    nan_mask = BrainMask(in_file=str(tmp_path / "validated.nii.gz")).run(cwd=str(work)).outputs
+    work2 = tmp_path / "work2"
+    work2.mkdir()
+    clean_mask = BrainMask(in_file=str(clean)).run(cwd=str(work2)).outputs
+    assert nan_mask.method == "skull-stripped input"
+    assert abs(nan_mask.volume_ml - clean_mask.volume_ml) < 0.02 * clean_mask.volume_ml
+    assert not [w for w in nan_mask.warnings if "pieces" in w]
 
 
 def test_all_zero_image(tmp_path):
@@ -223,22 +243,75 @@ def test_oblique_image_loads_as_closest_ras(tmp_path):
 # --------------------------------------------------------------------------------------------
 # BrainMask
 # --------------------------------------------------------------------------------------------
-def test_head_with_skull_is_refused(tmp_path, brain):
+def _fake_extraction(monkeypatch, threshold: float) -> list:
+    """Replace MindGrab by a threshold (the routing is tested here, MindGrab in test_brain_extraction)."""
+    import SimpleITK as sitk
+
+    import bids_infantage.models.brain_extraction as extraction
+
+    calls = []
+
+    def fake_extract(image, n_threads=1):
+        calls.append(image.GetSize())
+        mask = sitk.Cast(image > threshold, sitk.sitkUInt8)
+        return mask, {"spacing_mm": 1.4, "shape": [1, 1, 1], "second_component": 0.0,
+                      "holes_filled": 0.0, "seconds": 0.0}
+
+    monkeypatch.setattr(extraction, "extract_brain", fake_extract)
+    return calls
+
+
+def test_head_with_skull_goes_to_brain_extraction(tmp_path, brain, monkeypatch):
+    """Noisy air (a real head's background): brain extraction runs, not the non-zero mask; a
+    constant background with a skull-like shell is taken as skull-stripped, and the mask QC
+    flags the mask in pieces."""
     data, affine = _brain_data(brain)
     g = np.indices(data.shape) - 23.5
     r = np.sqrt((g ** 2).sum(0))
-    head = data + np.where((r > 21) & (r < 23.5), 300.0, 0.0) + 5.0  # skull shell, noisy background
-    path = _save(head, tmp_path / "sub-01_T1w.nii.gz", affine)
+    shell = np.where((r > 21) & (r < 23.5), 300.0, 0.0)
+    noise = np.random.default_rng(0).uniform(1.0, 9.0, data.shape)
+    path = _save(data + shell + noise, tmp_path / "sub-01_T1w.nii.gz", affine)
     work = tmp_path / "work"
     work.mkdir()
-    source = "/data/bids/sub-01/anat/sub-01_T1w.nii.gz"
-    raise_input_error(
-        lambda: BrainMask(in_file=str(path), source_file=source).run(cwd=str(work)),
-        source, "skull-stripping is not supported", "--derivatives",
-    )
+    calls = _fake_extraction(monkeypatch, 20.0)
+    out = BrainMask(in_file=str(path), source_file="sub-01_T1w.nii.gz").run(cwd=str(work)).outputs
+    assert out.method == "mindgrab" and len(calls) == 1
+
+    path = _save(data + shell + 5.0, tmp_path / "sub-02_T1w.nii.gz", affine)
+    out = BrainMask(in_file=str(path), source_file="sub-02_T1w.nii.gz").run(cwd=str(work)).outputs
+    assert out.method == "skull-stripped input" and len(calls) == 1
+    assert any("brain mask in pieces" in w for w in out.warnings)
 
 
-def test_inherited_skullstripped_metadata_is_honoured(tmp_path, brain):
+def test_force_extracts_skull_stripped_images_too(tmp_path, brain, monkeypatch):
+    calls = _fake_extraction(monkeypatch, 0.0)
+    work = tmp_path / "work"
+    work.mkdir()
+    out = BrainMask(in_file=str(brain), skull_strip="force").run(cwd=str(work)).outputs
+    assert out.method == "mindgrab" and len(calls) == 1
+    out = BrainMask(in_file=str(brain), skull_strip="skip").run(cwd=str(work)).outputs
+    assert out.method == "skull-stripped input" and len(calls) == 1
+
+
+def test_offset_background_is_subtracted(tmp_path, brain):
+    """A skull-stripped brain written with background 16 gives the same mask and brain image
+    as the original (the background level is removed)."""
+    import SimpleITK as sitk
+
+    data, affine = _brain_data(brain)
+    shifted = _save(data + 16.0, tmp_path / "shifted.nii.gz", affine)
+    outs = []
+    for k, path in enumerate((brain, shifted)):
+        work = tmp_path / f"work{k}"
+        work.mkdir()
+        outs.append(BrainMask(in_file=str(path)).run(cwd=str(work)).outputs)
+    assert [o.method for o in outs] == ["skull-stripped input"] * 2
+    a, b = (sitk.GetArrayFromImage(sitk.ReadImage(o.out_file)) for o in outs)
+    np.testing.assert_allclose(a, b, atol=1e-3)
+    assert outs[0].volume_ml == outs[1].volume_ml
+
+
+def test_inherited_skullstripped_metadata_is_honoured(tmp_path, brain, monkeypatch):
     """``SkullStripped: true`` in a dataset-level ``T1w.json`` (BIDS inheritance) applies to
     every T1w: a brain with a non-zero background is then masked, not refused as a head."""
     from bids.layout import BIDSLayout
@@ -257,9 +330,12 @@ def test_inherited_skullstripped_metadata_is_honoured(tmp_path, brain):
     result = BrainMask(in_file=str(path), source_file=units[0]["t1w"],
                        skull_stripped=True).run(cwd=str(work))
     assert result.outputs.volume_ml > 100
-    raise_input_error(lambda: BrainMask(in_file=str(path), source_file=units[1]["t1w"],
-                                        skull_stripped=False).run(cwd=str(work)),
-                      units[1]["t1w"], "looks like a head with skull")
+    assert result.outputs.method == "skull-stripped input"
+    # SkullStripped: false -> the image is a head: brain extraction runs
+    calls = _fake_extraction(monkeypatch, 5.0)
+    result = BrainMask(in_file=str(path), source_file=units[1]["t1w"],
+                       skull_stripped=False).run(cwd=str(work))
+    assert result.outputs.method == "mindgrab" and calls == [data.shape]
 
 
 def test_tiny_mask_is_refused(tmp_path):

@@ -16,15 +16,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT.parent / "shared" / "demo_bids"
 SUBJECTS = ["m00", "m06", "m09", "m12", "m24"]
 AGES = {"m00": 0, "m06": 6, "m09": 9, "m12": 12, "m24": 24}
 
+from conftest import DEMO, input_state as _input_state  # noqa: E402  (demo_run is in conftest)
+
 pytestmark = pytest.mark.skipif(not DEMO.is_dir(), reason="../shared/demo_bids not found")
-
-
-def _tree(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
 
 
 def _expected(group: bool) -> set[str]:
@@ -45,24 +42,6 @@ def _expected(group: bool) -> set[str]:
 def _read_table(path: Path) -> dict:
     with open(path) as fh:
         return next(csv.DictReader(fh, delimiter="\t"))
-
-
-def _input_state():
-    return {str(p): p.stat().st_mtime for p in DEMO.rglob("*")}
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    from bids_infantage.cli.run import main
-
-    base = tmp_path_factory.mktemp("demo")
-    out, work = base / "out", base / "work"
-    before = _input_state()
-    rc = main([str(DEMO), str(out), "participant", "-w", str(work), "--nprocs", "2"])
-    tree = _tree(out)
-    rc_group = main([str(DEMO), str(out), "group", "-w", str(work)])
-    return {"out": out, "work": work, "rc": rc, "rc_group": rc_group, "tree": tree,
-            "input_before": before}
 
 
 def test_participant_level_completes(demo_run):

@@ -38,11 +38,13 @@ def get_parser() -> argparse.ArgumentParser:
     g.add_argument("--model", default="infantage-default",
                    help="model bundle name (package data) or folder with bundle.json")
     g.add_argument("--modality", default="auto", choices=["auto", *CONFIGURATIONS],
-                   help="input configuration; auto: ratio with T1w+T2w, else the one available")
+                   help="input configuration; auto: the lowest validation MAE among those the "
+                        "session's images allow")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     g.add_argument("--skull-strip", default="auto", choices=["auto", "skip", "force"],
-                   help="auto: detect skull-stripped inputs; skip: trust they are; force: "
-                        "always strip (not supported yet)")
+                   help="auto: use skull-stripped inputs as they are and skull-strip heads "
+                        "(MindGrab); skip: trust every image is skull-stripped; force: "
+                        "skull-strip every image")
     g.add_argument("--bias-correction", type=Path, default=None,
                    help="group level: reuse brain-age-gap bias-correction parameters (JSON)")
     g = p.add_argument_group("performance")

@@ -1,6 +1,7 @@
-"""Brain mask: detection of skull-stripped inputs, mask extraction, brain volume."""
+"""Brain mask: detection of skull-stripped inputs, brain extraction of heads, mask QC."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,55 +16,176 @@ from nipype.interfaces.base import (
 
 from ..utils.errors import InputError
 
+LOGGER = logging.getLogger("bids_infantage")
 
-def looks_skull_stripped(data: np.ndarray, zooms_mm) -> bool:
-    """Tell whether an image is already skull-stripped.
+#: Brain-mask volumes of the 206 real BCP infants, 0-24 months (``bcp-brainmasks/masks.tsv``):
+#: smallest and largest, ml.
+BCP_VOLUME_RANGE_ML = (355.8, 1413.9)
+#: A mask outside BCP_VOLUME_RANGE_ML widened by these factors is flagged: other skull-strip
+#: conventions give masks 13-28% smaller or larger than BCP's at the same age.
+VOLUME_TOLERANCE = (0.75, 1.30)
+#: Flag a mask whose second-largest piece exceeds this fraction of the largest.
+MAX_SECOND_COMPONENT = 0.05
+#: Flag a mask whose filled holes exceed this fraction of its volume.
+MAX_HOLE_FRACTION = 0.02
 
-    Rule (documented in docs/usage.md): at least 25% of voxels are exactly 0, the faces of
-    the field of view are zero, and the non-zero region is 150-2500 ml (a brain, not a head).
+
+def border_background(data: np.ndarray) -> float:
+    """Background intensity of an image: the most frequent value on the six faces of its grid.
 
     Parameters
     ----------
     data : ndarray, shape (X, Y, Z)
+        Finite intensities.
+
+    Returns
+    -------
+    float
+        The mode of the face voxels (0 for a skull-stripped image written with a zero
+        background, 16 for one written with an offset; for a head with noisy air, the mode of
+        the noise, which then covers few voxels).
+
+    >>> import numpy as np
+    >>> d = np.full((10, 10, 10), 16.0); d[3:7, 3:7, 3:7] = 500
+    >>> border_background(d)
+    16.0
+    """
+    faces = np.concatenate([f.ravel() for f in (data[0], data[-1], data[:, 0], data[:, -1],
+                                                 data[:, :, 0], data[:, :, -1])])
+    values, counts = np.unique(faces, return_counts=True)
+    return float(values[np.argmax(counts)])
+
+
+def background_voxels(data: np.ndarray, background: float) -> np.ndarray:
+    """Voxels exactly at the background level.
+
+    Returns
+    -------
+    ndarray of bool, shape of ``data``
+    """
+    return data == background
+
+
+def looks_skull_stripped(data: np.ndarray, zooms_mm, background: float | None = None) -> bool:
+    """Tell whether an image is already skull-stripped.
+
+    Rule (documented in docs/usage.md), with the background being the mode of the grid's faces
+    (:func:`border_background`), whatever its value: at least 25% of voxels are background, at
+    most 2% of each face is not, and the rest is 150-2500 ml (a brain, not a head).
+
+    Parameters
+    ----------
+    data : ndarray, shape (X, Y, Z)
+        Finite intensities.
     zooms_mm : sequence of 3 floats
+    background : float, optional
+        Background level (default: :func:`border_background`).
 
     >>> import numpy as np
     >>> d = np.zeros((40, 40, 40)); d[10:30, 10:30, 10:30] = 1
     >>> looks_skull_stripped(d, (3.0, 3.0, 3.0))
     True
-    >>> looks_skull_stripped(d + 0.5, (3.0, 3.0, 3.0))
+    >>> looks_skull_stripped(d + 16, (3.0, 3.0, 3.0))
+    True
+    >>> rng = np.random.default_rng(0)
+    >>> looks_skull_stripped(d + rng.random(d.shape), (3.0, 3.0, 3.0))
     False
     """
-    nonzero = data != 0
-    if nonzero.mean() > 0.75:
+    if background is None:
+        background = border_background(data)
+    brain = ~background_voxels(data, background)
+    if brain.mean() > 0.75:
         return False
-    faces = [data[0], data[-1], data[:, 0], data[:, -1], data[:, :, 0], data[:, :, -1]]
-    if max(float(np.mean(f != 0)) for f in faces) > 0.02:
+    faces = [brain[0], brain[-1], brain[:, 0], brain[:, -1], brain[:, :, 0], brain[:, :, -1]]
+    if max(float(np.mean(f)) for f in faces) > 0.02:
         return False
-    volume_ml = nonzero.sum() * float(np.prod(zooms_mm)) / 1000.0
+    volume_ml = brain.sum() * float(np.prod(zooms_mm)) / 1000.0
     return bool(150.0 <= volume_ml <= 2500.0)
 
 
-def mask_from_skull_stripped(image):
-    """Brain mask of a skull-stripped image: non-zero voxels, largest component, holes filled.
+def mask_from_skull_stripped(image, background: float = 0.0):
+    """Brain mask of a skull-stripped image: voxels off the background, largest component,
+    holes filled.
 
     Parameters
     ----------
     image : SimpleITK.Image
-        Skull-stripped 3D image (background exactly 0).
+        Skull-stripped 3D image.
+    background : float
+        Its background level (0 for the templates and most tools).
 
     Returns
     -------
     SimpleITK.Image
         uint8 mask on the same grid.
     """
+    return mask_and_qc_from_skull_stripped(image, background)[0]
+
+
+def mask_and_qc_from_skull_stripped(image, background: float = 0.0):
+    """:func:`mask_from_skull_stripped` and the QC measures of :func:`mask_qc_messages`.
+
+    Returns
+    -------
+    mask : SimpleITK.Image
+        uint8.
+    qc : dict
+        ``second_component`` (volume of the second-largest piece over the largest) and
+        ``hole_fraction`` (filled holes over the mask's volume).
+    """
     import SimpleITK as sitk
 
-    mask = sitk.Cast(sitk.Abs(sitk.Cast(image, sitk.sitkFloat32)) > 0, sitk.sitkUInt8)
-    cc = sitk.RelabelComponent(sitk.ConnectedComponent(mask), sortByObjectSize=True)
-    mask = sitk.Cast(cc == 1, sitk.sitkUInt8)
-    mask = sitk.BinaryMorphologicalClosing(mask, [1, 1, 1])
-    return sitk.BinaryFillhole(mask)
+    arr = sitk.GetArrayViewFromImage(image)
+    brain = sitk.GetImageFromArray((~background_voxels(arr, background)).astype(np.uint8))
+    brain.CopyInformation(image)
+    mask, qc = _largest_with_qc(brain)
+    closed = sitk.BinaryMorphologicalClosing(mask, [1, 1, 1])
+    filled = sitk.BinaryFillhole(closed)
+    n_closed = float(sitk.GetArrayViewFromImage(closed).sum())
+    n_filled = float(sitk.GetArrayViewFromImage(filled).sum())
+    qc["hole_fraction"] = (n_filled - n_closed) / max(n_filled, 1.0)
+    return filled, qc
+
+
+def _largest_with_qc(binary):
+    """Largest connected component of a uint8 mask and the second piece's relative size."""
+    import SimpleITK as sitk
+
+    cc = sitk.RelabelComponent(sitk.ConnectedComponent(binary), sortByObjectSize=True)
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(cc)
+    sizes = sorted((stats.GetNumberOfPixels(lab) for lab in stats.GetLabels()), reverse=True)
+    second = sizes[1] / sizes[0] if len(sizes) > 1 else 0.0
+    return sitk.Cast(cc == 1, sitk.sitkUInt8), {"second_component": float(second)}
+
+
+def mask_qc_messages(volume_ml: float, qc: dict) -> list[str]:
+    """Plausibility messages of a brain mask (empty when it looks like an infant brain's).
+
+    Checks: the volume against the real BCP infant masks (:data:`BCP_VOLUME_RANGE_ML` widened
+    by :data:`VOLUME_TOLERANCE`), a second piece over :data:`MAX_SECOND_COMPONENT` of the
+    largest (a cut brain or kept tissue), filled holes over :data:`MAX_HOLE_FRACTION`. The
+    overlap with the model's reference mask is checked after normalization
+    (``normalization_mask_dice``).
+
+    >>> mask_qc_messages(700.0, {"second_component": 0.0, "hole_fraction": 0.0})
+    []
+    >>> mask_qc_messages(2100.0, {"second_component": 0.2, "hole_fraction": 0.0})[0][:40]
+    'brain mask 2100 ml is outside the 267-18'
+    """
+    lo = BCP_VOLUME_RANGE_ML[0] * VOLUME_TOLERANCE[0]
+    hi = BCP_VOLUME_RANGE_ML[1] * VOLUME_TOLERANCE[1]
+    out = []
+    if not lo <= volume_ml <= hi:
+        out.append(f"brain mask {volume_ml:.0f} ml is outside the {lo:.0f}-{hi:.0f} ml of real "
+                   "0-24-month infant masks (check the mask, or the subject is not an infant)")
+    if qc.get("second_component", 0.0) > MAX_SECOND_COMPONENT:
+        out.append(f"brain mask in pieces (second piece {100 * qc['second_component']:.0f}% of "
+                   "the largest, which was kept): check the mask")
+    if qc.get("hole_fraction", 0.0) > MAX_HOLE_FRACTION:
+        out.append(f"brain mask had holes ({100 * qc['hole_fraction']:.1f}% of its volume "
+                   "filled): check the mask")
+    return out
 
 
 def brain_volume_ml(mask) -> float:
@@ -81,21 +203,32 @@ class _BrainMaskInputSpec(BaseInterfaceInputSpec):
     mask_file = File(exists=True, desc="precomputed brain mask (e.g. from --derivatives)")
     skull_stripped = traits.Bool(desc="the image's SkullStripped metadata (BIDS inheritance "
                                  "applied, see utils.bids.collect_sessions)")
+    omp_nthreads = traits.Int(1, usedefault=True, desc="threads of the brain extraction")
 
 
 class _BrainMaskOutputSpec(TraitedSpec):
     out_mask = File(exists=True, desc="brain mask (uint8)")
-    out_file = File(exists=True, desc="image masked by the brain mask")
+    out_file = File(exists=True, desc="image masked by the brain mask, background level removed")
     volume_ml = traits.Float(desc="brain volume, ml")
+    method = traits.Str(desc="how the mask was made: derivatives, skull-stripped input, mindgrab")
+    warnings = traits.List(traits.Str, desc="mask QC messages")
 
 
 class BrainMask(SimpleInterface):
     """Brain mask of an input image.
 
-    ``skull_strip='auto'``: a precomputed mask is used when given; otherwise skull-stripped
-    input is detected (:func:`looks_skull_stripped`), or declared by ``SkullStripped: true`` in
-    its metadata, and its non-zero voxels form the mask. Heads with skull are not supported yet
-    and raise :class:`InputError` saying so.
+    - A precomputed mask (``--derivatives``) is used when given.
+    - ``skull_strip='auto'``: an image detected as skull-stripped (:func:`looks_skull_stripped`,
+      background = mode of the grid's faces) or declared so (``SkullStripped: true``) is masked
+      by its voxels off the background, and the background level is subtracted; any other
+      image (a head, or ``SkullStripped: false``) is skull-stripped with MindGrab
+      (:func:`bids_infantage.models.brain_extraction.extract_brain`).
+    - ``'skip'``: every image is trusted to be skull-stripped.
+    - ``'force'``: every image is skull-stripped with MindGrab, skull-stripped ones included
+      (one mask definition whatever tool made the input).
+
+    The mask's plausibility (:func:`mask_qc_messages`) is reported in ``warnings`` (the table's
+    ``qc_flags``). Masks under 100 ml raise :class:`InputError`.
     """
 
     input_spec = _BrainMaskInputSpec
@@ -106,34 +239,63 @@ class BrainMask(SimpleInterface):
 
         img = sitk.ReadImage(self.inputs.in_file, sitk.sitkFloat32)
         source = self.inputs.source_file or self.inputs.in_file
+        qc: dict = {}
+        brain_img = img
         if self.inputs.mask_file:
             mask_img = sitk.ReadImage(self.inputs.mask_file)
             mask = sitk.Resample(
                 sitk.Cast(mask_img > 0, sitk.sitkUInt8), img, sitk.Transform(),
                 sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8,
             )
+            method = "derivatives"
         else:
             data = sitk.GetArrayViewFromImage(img)
+            background = border_background(data)
             declared = self.inputs.skull_stripped if isdefined(self.inputs.skull_stripped) else None
-            stripped = looks_skull_stripped(data, img.GetSpacing())
-            if self.inputs.skull_strip == "force" or (
-                self.inputs.skull_strip == "auto" and not stripped
-                and declared is not True
-            ):
-                raise InputError(
-                    f"{source}: looks like a head with skull (or --skull-strip force was given); "
-                    "skull-stripping is not supported yet: give skull-stripped images, or a brain "
-                    "mask with --derivatives DIR (sub-<label>[_ses-<label>]_desc-brain_mask.nii.gz)."
-                )
-            mask = mask_from_skull_stripped(img)
+            stripped = looks_skull_stripped(data, img.GetSpacing(), background)
+            extract = self.inputs.skull_strip == "force" or (
+                self.inputs.skull_strip == "auto"
+                and (declared is False or (declared is None and not stripped)))
+            if extract:
+                mask, qc = self._extract(img, source)
+                method = "mindgrab"
+            else:
+                mask, qc = mask_and_qc_from_skull_stripped(img, background)
+                method = "skull-stripped input"
+                if background != 0:
+                    brain_img = sitk.Clamp(img - background, sitk.sitkFloat32, 0.0)
+                    LOGGER.info("%s: background level %g subtracted", source, background)
         volume = brain_volume_ml(mask)
         if volume < 100:
             raise InputError(
-                f"{source}: brain mask is only {volume:.0f} ml; check the image or the mask."
+                f"{source}: brain mask is only {volume:.0f} ml; check the image or the mask "
+                "(a head needs --skull-strip auto or force; a brain with a noisy background "
+                "needs \"SkullStripped\": true or --skull-strip skip)."
             )
+        warnings = [f"{Path(source).name}: {m}" for m in mask_qc_messages(volume, qc)]
+        for warning in warnings:
+            LOGGER.warning("%s", warning)
         out_mask = Path(runtime.cwd) / "brain_mask.nii.gz"
         out_file = Path(runtime.cwd) / "brain.nii.gz"
         sitk.WriteImage(mask, str(out_mask))
-        sitk.WriteImage(img * sitk.Cast(mask, sitk.sitkFloat32), str(out_file))
-        self._results.update(out_mask=str(out_mask), out_file=str(out_file), volume_ml=volume)
+        sitk.WriteImage(brain_img * sitk.Cast(mask, sitk.sitkFloat32), str(out_file))
+        self._results.update(out_mask=str(out_mask), out_file=str(out_file), volume_ml=volume,
+                             method=method, warnings=warnings)
         return runtime
+
+    def _extract(self, img, source):
+        from ..models.brain_extraction import extract_brain
+
+        try:
+            mask, info = extract_brain(img, n_threads=self.inputs.omp_nthreads)
+        except ValueError as exc:
+            raise InputError(f"{source}: brain extraction failed ({exc}); check that the image "
+                             "is a head or brain MRI, or give a mask with --derivatives DIR.") from None
+        LOGGER.info("%s: brain extracted with MindGrab at %.2f mm (%s voxels) in %.1f s",
+                    source, info["spacing_mm"], "x".join(map(str, info["shape"])), info["seconds"])
+        import SimpleITK as sitk
+
+        filled = float(sitk.GetArrayViewFromImage(mask).sum())
+        qc = {"second_component": info["second_component"],
+              "hole_fraction": info["holes_filled"] / max(filled, 1.0)}
+        return mask, qc

@@ -44,6 +44,36 @@ def _dangling_link_text(path: Path) -> str | None:
     return None
 
 
+def fill_nonfinite(data: np.ndarray, finite: np.ndarray | None = None) -> np.ndarray:
+    """Give each NaN/Inf voxel the value of the nearest finite voxel (Euclidean, in voxels).
+
+    Outside the head this is the background; inside the brain, a neighbouring slice's tissue,
+    so that NaN slices neither split the brain mask nor leave dark stripes for N4 and the model.
+
+    Parameters
+    ----------
+    data : ndarray, shape (X, Y, Z)
+    finite : ndarray of bool, optional
+        ``np.isfinite(data)``, if already known.
+
+    Returns
+    -------
+    ndarray, float32, same shape
+
+    >>> import numpy as np
+    >>> d = np.ones((3, 3, 5), np.float32); d[:, :, 2] = np.nan
+    >>> float(fill_nonfinite(d).sum())
+    45.0
+    """
+    from scipy import ndimage
+
+    finite = np.isfinite(data) if finite is None else finite
+    if finite.all():
+        return np.asarray(data, np.float32)
+    idx = ndimage.distance_transform_edt(~finite, return_distances=False, return_indices=True)
+    return np.asarray(data[tuple(idx)], np.float32)
+
+
 def load_validated(path: str | Path) -> tuple[nb.Nifti1Image, list[str]]:
     """Load a NIfTI image, check it is usable, and reorient it to RAS.
 
@@ -56,7 +86,8 @@ def load_validated(path: str | Path) -> tuple[nb.Nifti1Image, list[str]]:
     -------
     img : nibabel.Nifti1Image
         3D float32 image, shape (X, Y, Z), RAS+ orientation (``nibabel.as_closest_canonical``),
-        voxel sizes in mm, non-finite voxels set to 0.
+        voxel sizes in mm, non-finite voxels filled from the nearest finite voxel
+        (:func:`fill_nonfinite`).
     warnings : list of str
         Fallbacks applied (NaN/Inf replaced, singleton 4th dimension dropped, ...).
 
@@ -117,10 +148,12 @@ def load_validated(path: str | Path) -> tuple[nb.Nifti1Image, list[str]]:
         raise InputError(f"{path}: voxel sizes {tuple(zooms)} are invalid; fix the NIfTI header.")
     data = np.asarray(data, dtype=np.float32)
     finite = np.isfinite(data)
+    if not finite.any():
+        raise InputError(f"{path}: every voxel is NaN or Inf; the image is empty: re-export it.")
     if not finite.all():
         n_bad = int((~finite).sum())
-        data = np.where(finite, data, 0).astype(np.float32)
-        warnings.append(f"{n_bad} NaN/Inf voxels set to 0")
+        data = fill_nonfinite(data, finite)
+        warnings.append(f"{n_bad} NaN/Inf voxels filled from the nearest finite voxel")
     if not np.any(data != 0):
         raise InputError(f"{path}: every voxel is zero; the image is empty: re-export it.")
     if float(data.min()) < 0:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 
 def init_anat_preproc_wf(*, has_t1w: bool, has_t2w: bool, skull_strip: str = "auto",
-                         skull_stripped: dict | None = None, name: str = "anat_preproc_wf"):
+                         skull_stripped: dict | None = None, omp_nthreads: int = 1,
+                         name: str = "anat_preproc_wf"):
     """Preprocess the T1w and/or T2w of one session into the anatomical space.
 
     The anatomical space is the T2w's when a T2w exists (the T1w is registered to it), else
@@ -17,6 +18,8 @@ def init_anat_preproc_wf(*, has_t1w: bool, has_t2w: bool, skull_strip: str = "au
     skull_stripped : dict, optional
         ``SkullStripped`` metadata per modality (``"t1w"``/``"t2w"`` -> bool or None), read with
         BIDS inheritance by :func:`~bids_infantage.utils.bids.collect_sessions`.
+    omp_nthreads : int
+        Threads of the brain extraction (MindGrab).
 
     Inputs
     ------
@@ -31,6 +34,8 @@ def init_anat_preproc_wf(*, has_t1w: bool, has_t2w: bool, skull_strip: str = "au
         Bias-corrected brains in the anatomical space.
     t1w_before
         T1w on the T2w grid before registration (report).
+    anat_validated
+        The anatomical reference image before masking (the head, for the mask report).
     anat_preproc, anat_mask, bias_field
         The anatomical reference image, its brain mask and N4 field.
     volume_ml
@@ -54,7 +59,9 @@ def init_anat_preproc_wf(*, has_t1w: bool, has_t2w: bool, skull_strip: str = "au
     workflow = pe.Workflow(name=name)
     workflow.__desc__ = (
         "Images were reoriented to RAS and checked; the brain mask was taken from the "
-        "skull-stripped input; intensity non-uniformity was corrected with N4 (SimpleITK)"
+        "skull-stripped input (background: the most frequent value on the image's faces) or, "
+        "for heads, extracted with MindGrab (MeshNet, brainchop; Masoud et al., JOSS 2023); "
+        "intensity non-uniformity was corrected with N4 (SimpleITK)"
         + ("; the T1w image was registered to the T2w image with a rigid (6 degrees of freedom) "
            "transform maximizing Mattes mutual information, and the T1w/T2w ratio computed."
            if has_t1w and has_t2w else ".")
@@ -62,37 +69,44 @@ def init_anat_preproc_wf(*, has_t1w: bool, has_t2w: bool, skull_strip: str = "au
     inputnode = pe.Node(niu.IdentityInterface(fields=["t1w", "t2w", "t1w_mask", "t2w_mask"]),
                         name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=[
-        "t1w_preproc", "t2w_preproc", "t1w_before", "anat_preproc", "anat_mask", "bias_field",
-        "volume_ml", "t1w_t2w_xfm", "t1w_t2w_dice", "ratio", "warnings"]), name="outputnode")
-    merge_warn = pe.Node(niu.Merge(2), name="merge_warnings", run_without_submitting=True)
+        "t1w_preproc", "t2w_preproc", "t1w_before", "anat_preproc", "anat_validated", "anat_mask",
+        "bias_field", "volume_ml", "t1w_t2w_xfm", "t1w_t2w_dice", "ratio", "warnings"]),
+        name="outputnode")
+    # one input per list of messages: Merge would concatenate them into one list of strings,
+    # which _flatten must not iterate character by character
+    merge_warn = pe.Node(niu.Merge(4), name="merge_warnings", run_without_submitting=True)
     flatten = pe.Node(niu.Function(function=_flatten, output_names=["out"]), name="flatten_warnings",
                       run_without_submitting=True)
     workflow.connect([(merge_warn, flatten, [("out", "in_lists")]),
                       (flatten, outputnode, [("out", "warnings")])])
     n4 = {}
     masks = {}
+    vals = {}
     for k, (mod, present) in enumerate((("t1w", has_t1w), ("t2w", has_t2w))):
         if not present:
             continue
         val = pe.Node(ValidateImage(), name=f"validate_{mod}")
-        mask = pe.Node(BrainMask(skull_strip=skull_strip), name=f"brain_mask_{mod}")
+        mask = pe.Node(BrainMask(skull_strip=skull_strip, omp_nthreads=omp_nthreads),
+                       name=f"brain_mask_{mod}", n_procs=omp_nthreads)
         if (skull_stripped or {}).get(mod) is not None:
             mask.inputs.skull_stripped = skull_stripped[mod]
         n4[mod] = pe.Node(N4BiasFieldCorrection(), name=f"n4_{mod}")
         masks[mod] = mask
+        vals[mod] = val
         workflow.connect([
             (inputnode, val, [(mod, "in_file")]),
             (inputnode, mask, [(mod, "source_file"), (f"{mod}_mask", "mask_file")]),
             (val, mask, [("out_file", "in_file")]),
-            (val, n4[mod], [("out_file", "in_file")]),
-            (mask, n4[mod], [("out_mask", "mask_file")]),
-            (val, merge_warn, [("warnings", f"in{k + 1}")]),
+            (mask, n4[mod], [("out_file", "in_file"), ("out_mask", "mask_file")]),
+            (val, merge_warn, [("warnings", f"in{2 * k + 1}")]),
+            (mask, merge_warn, [("warnings", f"in{2 * k + 2}")]),
         ])
     anat = "t2w" if has_t2w else "t1w"
     workflow.connect([
         (n4[anat], outputnode, [("out_file", "anat_preproc"), ("bias_field", "bias_field"),
                                 ("out_file", f"{anat}_preproc")]),
         (masks[anat], outputnode, [("out_mask", "anat_mask"), ("volume_ml", "volume_ml")]),
+        (vals[anat], outputnode, [("out_file", "anat_validated")]),
     ])
     if has_t1w and has_t2w:
         rigid = pe.Node(RigidT1wToT2w(), name="rigid_t1w_to_t2w")
@@ -112,11 +126,18 @@ def init_anat_preproc_wf(*, has_t1w: bool, has_t2w: bool, skull_strip: str = "au
     else:
         outputnode.inputs.t1w_t2w_dice = None
     if not has_t1w:
-        merge_warn.inputs.in1 = []
+        merge_warn.inputs.in1 = merge_warn.inputs.in2 = []
     if not has_t2w:
-        merge_warn.inputs.in2 = []
+        merge_warn.inputs.in3 = merge_warn.inputs.in4 = []
     return workflow
 
 
 def _flatten(in_lists):
-    return [w for sub in in_lists for w in (sub or [])]
+    """Messages from a list of messages and lists of messages (never a string's characters)."""
+    out = []
+    for item in in_lists or []:
+        if isinstance(item, str):
+            out.append(item)
+        else:
+            out.extend(str(w) for w in (item or []))
+    return out

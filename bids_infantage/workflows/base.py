@@ -90,7 +90,8 @@ def init_single_session_wf(*, unit: dict, output_dir, model: str, model_desc: st
     inputnode.inputs.chronological_age = unit.get("age")
 
     anat_wf = init_anat_preproc_wf(has_t1w=has_t1w, has_t2w=has_t2w, skull_strip=skull_strip,
-                                   skull_stripped=unit.get("skull_stripped"))
+                                   skull_stripped=unit.get("skull_stripped"),
+                                   omp_nthreads=omp_nthreads)
     infer_wf = init_inference_wf(model=model, modality=modality, has_t1w=has_t1w, has_t2w=has_t2w,
                                  device=device, omp_nthreads=omp_nthreads)
     ds_wf = init_ds_outputs_wf(output_dir=output_dir, has_t1w=has_t1w, has_t2w=has_t2w,
@@ -133,6 +134,7 @@ def init_single_session_wf(*, unit: dict, output_dir, model: str, model_desc: st
             ("outputnode.table_meta", "inputnode.table_meta")]),
         (anat_wf, report_wf, [
             ("outputnode.anat_preproc", "inputnode.anat_preproc"),
+            ("outputnode.anat_validated", "inputnode.anat_validated"),
             ("outputnode.anat_mask", "inputnode.anat_mask"),
             ("outputnode.bias_field", "inputnode.bias_field"),
             ("outputnode.t1w_before", "inputnode.t1w_before"),

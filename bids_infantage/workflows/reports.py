@@ -15,8 +15,8 @@ def init_reportlets_wf(*, has_t1w: bool, has_t2w: bool, model: str, name: str = 
 
     Inputs
     ------
-    anat_preproc, anat_mask, bias_field, t1w_before, t1w_preproc, ratio, anat_ref,
-    saliency_anat, table
+    anat_preproc, anat_validated (the image before masking: the mask contour is drawn on the
+    head), anat_mask, bias_field, t1w_before, t1w_preproc, ratio, anat_ref, saliency_anat, table
 
     Outputs
     -------
@@ -41,7 +41,7 @@ def init_reportlets_wf(*, has_t1w: bool, has_t2w: bool, model: str, name: str = 
     workflow = pe.Workflow(name=name)
     workflow.descs = descs
     inputnode = pe.Node(niu.IdentityInterface(fields=[
-        "anat_preproc", "anat_mask", "bias_field", "t1w_before", "t1w_preproc", "ratio",
+        "anat_preproc", "anat_validated", "anat_mask", "bias_field", "t1w_before", "t1w_preproc", "ratio",
         "anat_ref", "saliency_anat", "table"]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=descs), name="outputnode")
     folder = Path(model)
@@ -51,7 +51,7 @@ def init_reportlets_wf(*, has_t1w: bool, has_t2w: bool, model: str, name: str = 
     sal_rpt = pe.Node(SaliencyReportlet(), name="rpt_saliency")
     age_rpt = pe.Node(AgeChartReportlet(bundle_json=str(folder / "bundle.json")), name="rpt_agechart")
     workflow.connect([
-        (inputnode, mask_rpt, [("anat_preproc", "anat_file"), ("anat_mask", "mask_file"),
+        (inputnode, mask_rpt, [("anat_validated", "anat_file"), ("anat_mask", "mask_file"),
                                ("bias_field", "bias_field_file")]),
         (inputnode, norm_rpt, [("anat_ref", "image_file")]),
         (inputnode, sal_rpt, [("anat_preproc", "anat_file"), ("saliency_anat", "saliency_file")]),
