@@ -135,28 +135,19 @@ def mask_and_qc_from_skull_stripped(image, background: float = 0.0):
     """
     import SimpleITK as sitk
 
+    from ..models.brain_extraction import largest_component
+
     arr = sitk.GetArrayViewFromImage(image)
     brain = sitk.GetImageFromArray((~background_voxels(arr, background)).astype(np.uint8))
     brain.CopyInformation(image)
-    mask, qc = _largest_with_qc(brain)
+    mask, second = largest_component(brain)
+    qc = {"second_component": second}
     closed = sitk.BinaryMorphologicalClosing(mask, [1, 1, 1])
     filled = sitk.BinaryFillhole(closed)
     n_closed = float(sitk.GetArrayViewFromImage(closed).sum())
     n_filled = float(sitk.GetArrayViewFromImage(filled).sum())
     qc["hole_fraction"] = (n_filled - n_closed) / max(n_filled, 1.0)
     return filled, qc
-
-
-def _largest_with_qc(binary):
-    """Largest connected component of a uint8 mask and the second piece's relative size."""
-    import SimpleITK as sitk
-
-    cc = sitk.RelabelComponent(sitk.ConnectedComponent(binary), sortByObjectSize=True)
-    stats = sitk.LabelShapeStatisticsImageFilter()
-    stats.Execute(cc)
-    sizes = sorted((stats.GetNumberOfPixels(lab) for lab in stats.GetLabels()), reverse=True)
-    second = sizes[1] / sizes[0] if len(sizes) > 1 else 0.0
-    return sitk.Cast(cc == 1, sitk.sitkUInt8), {"second_component": float(second)}
 
 
 def mask_qc_messages(volume_ml: float, qc: dict) -> list[str]:

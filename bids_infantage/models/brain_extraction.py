@@ -88,11 +88,27 @@ def _brain_probability(net, image, grid, lo_hi=None):
     return out, lo_hi
 
 
-def _largest_component(mask):
+def largest_component(binary):
+    """Largest connected component of a binary SimpleITK image, and the size of the
+    second-largest piece over the largest's (0 with one piece).
+
+    Returns
+    -------
+    mask : SimpleITK.Image
+        uint8.
+    second : float
+        Voxels of the second piece / voxels of the largest.
+
+    An image without foreground gives an empty mask.
+    """
     import SimpleITK as sitk
 
-    cc = sitk.RelabelComponent(sitk.ConnectedComponent(mask), sortByObjectSize=True)
-    return sitk.Cast(cc == 1, sitk.sitkUInt8)
+    cc = sitk.RelabelComponent(sitk.ConnectedComponent(binary), sortByObjectSize=True)
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(cc)
+    sizes = sorted((stats.GetNumberOfPixels(lab) for lab in stats.GetLabels()), reverse=True)
+    second = sizes[1] / sizes[0] if len(sizes) > 1 else 0.0
+    return sitk.Cast(cc == 1, sitk.sitkUInt8), float(second)
 
 
 def extract_brain(image, *, n_threads: int = 1, voxel_budget: int = VOXEL_BUDGET):
@@ -132,7 +148,7 @@ def extract_brain(image, *, n_threads: int = 1, voxel_budget: int = VOXEL_BUDGET
     torch.set_num_threads(max(1, int(n_threads)))
     try:
         net = load_mindgrab()
-        head = _largest_component(sitk.OtsuThreshold(image, 0, 1))
+        head, _ = largest_component(sitk.OtsuThreshold(image, 0, 1))
         stats = sitk.LabelShapeStatisticsImageFilter()
         stats.Execute(head)
         if not stats.HasLabel(1):
@@ -151,17 +167,12 @@ def extract_brain(image, *, n_threads: int = 1, voxel_budget: int = VOXEL_BUDGET
     finally:
         torch.set_num_threads(previous)
     prob = sitk.Resample(fine, image, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    binary = sitk.Cast(prob > 0.5, sitk.sitkUInt8)
-    cc = sitk.RelabelComponent(sitk.ConnectedComponent(binary), sortByObjectSize=True)
-    stats = sitk.LabelShapeStatisticsImageFilter()
-    stats.Execute(cc)
-    sizes = sorted((stats.GetNumberOfPixels(lab) for lab in stats.GetLabels()), reverse=True)
-    if not sizes:
+    largest, second = largest_component(sitk.Cast(prob > 0.5, sitk.sitkUInt8))
+    if not sitk.GetArrayViewFromImage(largest).any():
         raise ValueError("no brain found in the image")
-    largest = sitk.Cast(cc == 1, sitk.sitkUInt8)
     mask = sitk.BinaryFillhole(largest)
     holes = float(sitk.GetArrayViewFromImage(mask).sum() - sitk.GetArrayViewFromImage(largest).sum())
     info = {"spacing_mm": round(spacing, 3), "shape": [int(s) for s in shape],
-            "second_component": float(sizes[1] / sizes[0]) if len(sizes) > 1 else 0.0,
+            "second_component": second,
             "holes_filled": holes, "seconds": round(time.perf_counter() - t0, 2)}
     return mask, info
