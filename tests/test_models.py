@@ -274,3 +274,68 @@ def test_chronological_age_outside_the_model_range_is_flagged(tmp_path, monkeypa
     row = pd.read_csv(res.outputs.out_file, sep="\t").iloc[0]
     assert bool(row["qc_out_of_range"]) is flagged
     assert ("chronological age 72.0 months outside the model range 0-24" in row["qc_flags"]) is flagged
+
+
+def test_rank_standardization_ignores_intensity_curves_and_the_mask_edge():
+    """The rank input (issue #14) is the same after any increasing intensity transform of
+    both images (scale, gamma: the ratio changes by a power, so its ranks do not), and a
+    brain-mask shell outside the core, bright (CSF kept) or dark, does not move the core."""
+    from scipy.ndimage import binary_erosion
+
+    from bids_infantage.models.transforms import ModelInputd, RankStandardize, model_input
+
+    rng = np.random.default_rng(4)
+    mask = np.zeros((24, 24, 24), bool)
+    mask[4:20, 4:20, 4:20] = True
+    t1 = rng.uniform(100, 300, mask.shape) * mask
+    t2 = rng.uniform(150, 400, mask.shape) * mask  # ratio inside its clip range [0, 4]
+    norm = {"intensity": "rank", "rank_erode_voxels": 1}
+
+    def stack(a, b):
+        return ModelInputd()({"T1w": a, "T2w": b, "mask": mask})["image"]
+
+    ref = model_input(stack(t1, t2), norm)
+    for f in (lambda x: 3.7 * x, lambda x: x.max() * (x / x.max()) ** 0.8,
+              lambda x: x.max() * (x / x.max()) ** 1.25):
+        assert np.allclose(model_input(stack(f(t1), f(t2)), norm), ref, atol=1e-3)  # float ties
+    assert np.abs(model_input(stack(t1 ** 0.8, t2), {}) - stack(t1, t2)).max() > 0  # p99: unchanged stack
+    core = binary_erosion(mask)
+    shell = mask & ~core
+    rank = RankStandardize(erode_voxels=1)
+    for value in (0.0, 10 * t1.max()):
+        img = np.where(shell, value, t1)
+        # the core's ranks are taken among core voxels only: the shell's value does not matter
+        assert np.array_equal(rank(img, mask)[core], rank(t1, mask)[core])
+    out = rank(t1, mask)
+    assert out[~mask].max() == 0 and 0 < out[core].min() and out[core].max() < 1
+    assert abs(np.median(out[core]) - 0.5) < 0.01
+
+
+def test_bundle_applies_its_recorded_model_input(tmp_path):
+    """A bundle whose ``normalization`` says rank and no volume input feeds its networks the
+    rank stack and a size input of 0, so training and inference see the same input."""
+    import torch
+
+    from bids_infantage.models.bundle import ModelBundle, resolve_bundle
+    from bids_infantage.models.transforms import model_input, tta_batch
+
+    folder = tmp_path / "rank"
+    shutil.copytree(resolve_bundle(None), folder)
+    meta = json.loads((folder / "bundle.json").read_text())
+    meta["normalization"].update(intensity="rank", rank_erode_voxels=1, volume_feature="none")
+    (folder / "bundle.json").write_text(json.dumps(meta))
+    bundle = ModelBundle(folder)
+    rng = np.random.default_rng(5)
+    image = (rng.random((3, 64, 64, 64)) * (rng.random((64, 64, 64)) > 0.3)).astype(np.float32)
+    config = "t1w+t2w"
+    spec = meta["configurations"][config]
+    x = torch.from_numpy(model_input(image[spec["channels"]], meta["normalization"]))[None]
+    xs = tta_batch(x, meta["test_time_augmentation"]["shift_voxels"])
+    with torch.no_grad():
+        raw = np.mean([float(net(xs, torch.zeros(len(xs), 1))["age"].mean())
+                       for net in bundle.networks(config)])
+    cal = spec["calibration"]
+    got = bundle.predict(image, 900.0, config, saliency=False)
+    assert got["age"] == pytest.approx(cal["intercept"] + cal["slope"] * raw, abs=1e-4)
+    # the volume no longer reaches the networks (it still drives the volume checks)
+    assert bundle.predict(image, 600.0, config, saliency=False)["raw_age"] == pytest.approx(got["raw_age"], abs=1e-6)

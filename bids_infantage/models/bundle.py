@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..utils.errors import ModelBundleError
-from .transforms import CONFIGURATIONS, tta_batch, volume_feature
+from .transforms import CONFIGURATIONS, model_input, tta_batch, volume_feature
 
 DEFAULT_MODEL = "infantage-default"
 #: |z| of brain volume against the BCP norm at the predicted age beyond which a flag is raised
@@ -193,10 +193,13 @@ class ModelBundle:
         Parameters
         ----------
         image : ndarray, shape (3, 64, 64, 64)
-            Model input (T1w, T2w, ratio) from
-            :func:`~bids_infantage.models.preprocess.to_reference_space`.
+            Standardized stack (T1w, T2w, ratio) from
+            :func:`~bids_infantage.models.preprocess.to_reference_space`; the bundle's
+            ``normalization`` turns it into its input
+            (:func:`~bids_infantage.models.transforms.model_input`).
         volume_ml : float
-            Brain volume in ml (native space).
+            Brain volume in ml (native space): a network input unless the bundle's
+            ``normalization.volume_feature`` is ``"none"``; always used by the volume checks.
         config : str
             Input configuration.
         saliency : bool
@@ -216,8 +219,11 @@ class ModelBundle:
         cal = spec["calibration"]
         nets = self.networks(config)
         dev = torch.device(device)
-        x = torch.from_numpy(np.ascontiguousarray(image[spec["channels"]], dtype=np.float32))[None].to(dev)
-        s = torch.tensor([[volume_feature(volume_ml)]], dtype=torch.float32, device=dev)
+        norm = self.meta.get("normalization", {})
+        x = torch.from_numpy(np.ascontiguousarray(
+            model_input(np.asarray(image)[spec["channels"]], norm), dtype=np.float32))[None].to(dev)
+        size = 0.0 if norm.get("volume_feature") == "none" else volume_feature(volume_ml)
+        s = torch.tensor([[size]], dtype=torch.float32, device=dev)
         means, variances = [], []
         feats = None
         # the test-time augmentation the calibration was made with (older bundles: mirror only)

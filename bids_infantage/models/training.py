@@ -46,31 +46,83 @@ DEFAULTS = {
 }
 
 
-def _augment(x, vol, rng):
+def _augment(x, vol, rng, contrast: bool = False):
     """On-the-fly augmentation of a batch (numpy): L-R flip, shift, per-channel gamma and
-    scale, noise, brain-volume jitter (+-3%)."""
+    scale, noise, brain-volume jitter (+-3%).
+
+    ``contrast=True`` (the transfer recipe, issue #14) adds what separates one template
+    family, scanner or single scan from another at the same age: Gaussian blur (sigma up to
+    1 voxel of 3 mm; population averages are blurrier than single scans), local contrast
+    scaled by 0.6-1.4 around a 6 mm smooth version, a brain-mask shell of one voxel removed
+    (another skull-strip convention), and brain-volume jitter of +-20%.
+    """
+    from scipy.ndimage import binary_erosion, gaussian_filter
+
     x = x.copy()
     for i in range(x.shape[0]):
         if rng.random() < 0.5:
             x[i] = x[i][..., ::-1]  # last array axis is x (left-right) in SimpleITK order
         shift = rng.integers(-2, 3, size=3)
         x[i] = np.roll(x[i], tuple(shift), axis=(1, 2, 3))
+        if contrast:
+            mask = np.any(x[i] > 0, axis=0)
+            if rng.random() < 0.3:
+                mask = binary_erosion(mask)
+            for c in range(x.shape[1]):
+                ch = x[i, c].astype(np.float32)
+                if rng.random() < 0.5:
+                    ch = gaussian_filter(ch, rng.uniform(0.3, 1.0))
+                if rng.random() < 0.5:
+                    smooth = gaussian_filter(ch, 2.0)
+                    ch = smooth + rng.uniform(0.6, 1.4) * (ch - smooth)
+                x[i, c] = np.clip(ch, 1e-3, None) * mask
         for c in range(x.shape[1]):
             m = x[i, c] > 0
             x[i, c][m] = np.clip(x[i, c][m], 0, None) ** np.exp(rng.normal(0, 0.08)) * rng.uniform(0.92, 1.08)
         x[i] += (rng.normal(0, rng.uniform(0, 0.03), x[i].shape) * (x[i] > 0)).astype(x.dtype)
-    vol = vol * np.exp(rng.normal(0, 0.03, vol.shape))
+    vol = vol * np.exp(rng.normal(0, 0.2 if contrast else 0.03, vol.shape))
     return np.ascontiguousarray(x), vol
 
 
-def _batch_tensors(images, vols, idx, channels, rng=None):
+def input_normalization(settings: dict) -> dict:
+    """The ``normalization`` record of a bundle trained with ``settings``.
+
+    ``settings["input"]`` (optional): ``intensity`` ``"p99"`` (default) or ``"rank"``
+    (:class:`~bids_infantage.models.transforms.RankStandardize` on top of the 99th-percentile
+    stack), ``rank_erode_voxels``, ``volume_feature`` ``"log"`` (default) or ``"none"`` (the
+    network's size input held at 0), ``augment`` ``"basic"`` or ``"contrast"``
+    (see :func:`_augment`).
+    """
+    spec = settings.get("input") or {}
+    norm = {"intensity": "p99 in brain mask, clip [0, 1.5]",
+            "ratio": "T1w / max(T2w, 0.05), clip [0, 4]",
+            "volume_feature": "log(volume_ml / 900)"}
+    if spec.get("intensity") == "rank":
+        norm["intensity"] = ("rank: quantile among the voxels of the brain mask eroded by "
+                             f"{int(spec.get('rank_erode_voxels', 1))} voxel(s), after p99")
+        norm["rank_erode_voxels"] = int(spec.get("rank_erode_voxels", 1))
+    if spec.get("volume_feature") == "none":
+        norm["volume_feature"] = "none"
+    return norm
+
+
+def _batch_tensors(images, vols, idx, channels, rng=None, settings: dict | None = None):
     import torch
 
+    from .transforms import model_input
+
+    spec = (settings or {}).get("input") or {}
+    norm = input_normalization(settings or {})
     x = images[idx][:, channels].astype(np.float32)
     v = vols[idx].astype(np.float64)
     if rng is not None:
-        x, v = _augment(x, v, rng)
-    s = np.asarray([[volume_feature(a)] for a in v], np.float32)
+        x, v = _augment(x, v, rng, contrast=spec.get("augment") == "contrast")
+    if norm["intensity"].startswith("rank"):
+        x = np.stack([model_input(xi, norm) for xi in x])
+    if norm["volume_feature"] == "none":
+        s = np.zeros((len(v), 1), np.float32)
+    else:
+        s = np.asarray([[volume_feature(a)] for a in v], np.float32)
     return torch.from_numpy(x), torch.from_numpy(s)
 
 
@@ -110,7 +162,8 @@ def members_from_states(config: str, states, channels, architecture: str = "mult
 
 
 def train_member(data, config: str, seed: int, *, epochs: int, batch_size: int, lr: float,
-                 channels, loss_weights, history=None, architecture: str = "multitask"):
+                 channels, loss_weights, history=None, architecture: str = "multitask",
+                 settings: dict | None = None):
     """Train one ensemble member.
 
     Parameters
@@ -122,6 +175,9 @@ def train_member(data, config: str, seed: int, *, epochs: int, batch_size: int, 
     architecture : {"multitask", "wada"}
         See :func:`build_network`; the segmentation and reconstruction losses apply only to
         networks that have those heads.
+    settings : dict, optional
+        Training settings; their ``input`` entry selects the model input and augmentation
+        (:func:`input_normalization`).
 
     Returns
     -------
@@ -152,7 +208,7 @@ def train_member(data, config: str, seed: int, *, epochs: int, batch_size: int, 
         tot = 0.0
         for b in range(n // batch_size):
             idx = np.sort(order[b * batch_size:(b + 1) * batch_size])
-            x, s = _batch_tensors(data["image"], data["volume_ml"], idx, chans, rng)
+            x, s = _batch_tensors(data["image"], data["volume_ml"], idx, chans, rng, settings)
             out = net(x, s)
             y = ages[idx]
             var = out["log_var"].exp()
@@ -177,7 +233,8 @@ def train_member(data, config: str, seed: int, *, epochs: int, batch_size: int, 
     return net
 
 
-def predict_members(nets, data, config: str, batch_size: int = 16, shift_voxels: int = 0):
+def predict_members(nets, data, config: str, batch_size: int = 16, shift_voxels: int = 0,
+                    settings: dict | None = None):
     """Raw predictions of each member, averaged over test-time augmentation: the input and
     its left-right mirror image, each also shifted by ``+-shift_voxels`` along every axis
     when ``shift_voxels > 0`` (:func:`~bids_infantage.models.transforms.tta_batch`).
@@ -201,7 +258,7 @@ def predict_members(nets, data, config: str, batch_size: int = 16, shift_voxels:
             mu, va = [], []
             for b in range(0, n, batch_size):
                 idx = np.arange(b, min(n, b + batch_size))
-                x, s = _batch_tensors(data["image"], data["volume_ml"], idx, chans)
+                x, s = _batch_tensors(data["image"], data["volume_ml"], idx, chans, None, settings)
                 xs = tta_batch(x, shift_voxels)
                 copies = len(xs) // len(idx)
                 o = net(xs, s.repeat(copies, 1))
@@ -286,7 +343,7 @@ def _train_job(job):
     net = train_member(_JOB_DATA["train"], config, seed=1000 * (index + 1) + len(config),
                        epochs=settings["epochs"], batch_size=settings["batch_size"], lr=settings["lr"],
                        channels=settings["channels"], loss_weights=settings["loss_weights"],
-                       history=history)
+                       history=history, settings=settings)
     return {k: v.clone() for k, v in net.state_dict().items()}, time.time() - t0, history
 
 
@@ -415,7 +472,8 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
             config, [st for (cfg, _), (st, _) in zip(jobs, states) if cfg == config],
             settings["channels"])
         means, vars_, feats = predict_members(nets, val, config,
-                                              shift_voxels=settings.get("tta_shift_voxels", 0))
+                                              shift_voxels=settings.get("tta_shift_voxels", 0),
+                                              settings=settings)
         cal = calibrate(means, vars_, feats, val["age"])
         nets_by_config[config], calibrations[config] = nets, cal
         seconds[config] = [round(sec, 1) for (cfg, _), (_, sec) in zip(jobs, states) if cfg == config]
@@ -501,9 +559,7 @@ def write_bundle(out_dir: Path, nets_by_config: dict, calibrations: dict, *, set
         "architecture": "MultiTaskAgeNet",
         "architecture_kwargs": {"channels": settings["channels"]},
         "geometry": {"shape": [64, 64, 64], "spacing_mm": 3.0, "reference": "reference_mask.nii.gz"},
-        "normalization": {"intensity": "p99 in brain mask, clip [0, 1.5]",
-                          "ratio": "T1w / max(T2w, 0.05), clip [0, 4]",
-                          "volume_feature": "log(volume_ml / 900)"},
+        "normalization": input_normalization(settings),
         "age_range_months": [0.0, 24.0],
         "test_time_augmentation": {"flip_left_right": True,
                                    "shift_voxels": int(settings.get("tta_shift_voxels", 0))},
