@@ -339,3 +339,42 @@ def test_bundle_applies_its_recorded_model_input(tmp_path):
     assert got["age"] == pytest.approx(cal["intercept"] + cal["slope"] * raw, abs=1e-4)
     # the volume no longer reaches the networks (it still drives the volume checks)
     assert bundle.predict(image, 600.0, config, saliency=False)["raw_age"] == pytest.approx(got["raw_age"], abs=1e-6)
+
+
+def test_calibration_widens_the_interval_by_the_domain_shift_term(tmp_path):
+    """Perturbed validation predictions that move ages by 2 months in one band give that
+    band a shift SD of 2 months; a bundle with the term adds it to the interval's SD, and a
+    T1w-only estimate whose interval reaches beyond 12 months is flagged."""
+    from bids_infantage.models.bundle import ModelBundle, resolve_bundle, shift_sd
+    from bids_infantage.models.training import calibrate
+
+    rng = np.random.default_rng(6)
+    ages = np.linspace(0, 24, 200)
+    means = np.stack([ages + rng.normal(0, 0.3, ages.size) for _ in range(2)])
+    vars_ = np.full_like(means, 0.25)
+    feats = rng.normal(size=(ages.size, 4))
+    shift = np.where((ages >= 12) & (ages < 18), 2.0, 0.0)
+    cal = calibrate(means, vars_, feats, ages, perturbed_means=means + shift)
+    bands = {(lo, hi): sd for lo, hi, sd in cal["shift_sd_bands"]}
+    assert bands[(12.0, 18.0)] == pytest.approx(2.0, abs=0.25)
+    assert bands[(0.0, 6.0)] < 0.05 and bands[(18.0, 24.0)] < 0.3
+    assert shift_sd(15.0, cal["shift_sd_bands"]) == bands[(12.0, 18.0)]
+    assert shift_sd(30.0, cal["shift_sd_bands"]) == bands[(18.0, 24.0)]
+    plain = calibrate(means, vars_, feats, ages)
+    assert "shift_sd_bands" not in plain and cal["interval_z"] > plain["interval_z"]
+
+    folder = tmp_path / "shifted"
+    shutil.copytree(resolve_bundle(None), folder)
+    meta = json.loads((folder / "bundle.json").read_text())
+    image = np.random.default_rng(3).random((3, 64, 64, 64)).astype(np.float32)
+    before = ModelBundle(folder).predict(image, 900.0, "t1w", saliency=False)
+    meta["configurations"]["t1w"]["calibration"]["shift_sd_bands"] = [
+        [0.0, 6.0, 3.0], [6.0, 12.0, 3.0], [12.0, 18.0, 3.0], [18.0, 24.0, 3.0]]
+    (folder / "bundle.json").write_text(json.dumps(meta))
+    after = ModelBundle(folder).predict(image, 900.0, "t1w", saliency=False)
+    assert after["age"] == pytest.approx(before["age"])
+    assert after["sd"] == pytest.approx(np.hypot(before["sd"], 3.0), rel=1e-6)
+    t1w_flag = [f for f in after["flags"] if f.startswith("T1w only")]
+    assert after["upper"] > 12.0 and t1w_flag  # this random image reads as about 17 months
+    assert not any(f.startswith("T1w only") for f in ModelBundle(folder).predict(
+        image, 900.0, "t1w+t2w", saliency=False)["flags"])

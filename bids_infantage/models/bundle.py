@@ -24,6 +24,23 @@ VOLUME_Z_MAX = 2.5
 AGE_RANGE_MARGIN_MONTHS = 2.0
 
 
+#: Age (months) beyond which a T1w-only estimate is flagged: white matter is T1w-bright by
+#: about 8-12 months, after which T1w changes little (Barkovich et al., Radiology 1988)
+T1W_ONLY_RESOLVES_MONTHS = 12.0
+
+
+def shift_sd(age_months: float, bands) -> float:
+    """Domain-shift SD (months) at a predicted age from a calibration's ``shift_sd_bands``
+    ([[low, high, sd], ...] by predicted age, months; ages outside take the nearest band; 0
+    when absent). See :func:`~bids_infantage.models.training.calibrate`."""
+    if not bands:
+        return 0.0
+    for lo, hi, sd in bands:
+        if lo <= age_months < hi:
+            return float(sd)
+    return float(bands[0][2] if age_months < bands[0][0] else bands[-1][2])
+
+
 def outside_age_range(age_months: float, age_range) -> bool:
     """Whether an age (months, predicted or chronological) lies more than
     :data:`AGE_RANGE_MARGIN_MONTHS` outside a model's ``age_range`` ([low, high], months)."""
@@ -241,6 +258,8 @@ class ModelBundle:
         slope, intercept = cal["slope"], cal["intercept"]
         age = intercept + slope * raw
         sd = float(np.sqrt(np.mean(variances) + means_a.var()) * abs(slope))
+        # domain-shift term of bundles calibrated on perturbed validation (training.calibrate)
+        sd = float(np.hypot(sd, shift_sd(age, cal.get("shift_sd_bands"))))
         half = cal["interval_z"] * sd
         mu = np.asarray(cal["feature_mean"])
         icov = np.asarray(cal["feature_icov"])
@@ -269,6 +288,10 @@ class ModelBundle:
         elif volume_z < -VOLUME_Z_MAX:
             flags.append(f"brain volume {volume_ml:.0f} ml is {volume_z:+.1f} SD below the norm at the "
                          "predicted age: check the brain mask")
+        if CONFIGURATIONS[config] == (0,) and age + half > T1W_ONLY_RESOLVES_MONTHS:
+            flags.append(f"T1w only: T1w myelination contrast is nearly complete by about "
+                         f"{T1W_ONLY_RESOLVES_MONTHS:g} months, so older ages are poorly resolved; "
+                         "add a T2w")
         if sd > cal["sd_threshold_months"]:
             flags.append(f"ensemble uncertainty high (SD {sd:.1f} months)")
         sal = self._grad_cam(nets[0], x, s) if saliency else None

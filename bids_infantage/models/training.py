@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .bundle import shift_sd
 from .transforms import CONFIGURATIONS, volume_feature
 
 LOGGER = logging.getLogger("bids_infantage.training")
@@ -234,10 +235,14 @@ def train_member(data, config: str, seed: int, *, epochs: int, batch_size: int, 
 
 
 def predict_members(nets, data, config: str, batch_size: int = 16, shift_voxels: int = 0,
-                    settings: dict | None = None):
+                    settings: dict | None = None, perturb_seed: int | None = None):
     """Raw predictions of each member, averaged over test-time augmentation: the input and
     its left-right mirror image, each also shifted by ``+-shift_voxels`` along every axis
     when ``shift_voxels > 0`` (:func:`~bids_infantage.models.transforms.tta_batch`).
+
+    ``perturb_seed``: each input first goes through the contrast augmentation
+    (:func:`_augment` ``contrast=True``) drawn from this seed, the same draws for every
+    member (for :func:`calibrate`'s domain-shift term).
 
     Returns
     -------
@@ -258,7 +263,13 @@ def predict_members(nets, data, config: str, batch_size: int = 16, shift_voxels:
             mu, va = [], []
             for b in range(0, n, batch_size):
                 idx = np.arange(b, min(n, b + batch_size))
-                x, s = _batch_tensors(data["image"], data["volume_ml"], idx, chans, None, settings)
+                if perturb_seed is None:
+                    x, s = _batch_tensors(data["image"], data["volume_ml"], idx, chans, None, settings)
+                else:
+                    rng = np.random.default_rng(perturb_seed + b)
+                    pert = dict(settings or {}, input=dict((settings or {}).get("input") or {},
+                                                           augment="contrast"))
+                    x, s = _batch_tensors(data["image"], data["volume_ml"], idx, chans, rng, pert)
                 xs = tta_batch(x, shift_voxels)
                 copies = len(xs) // len(idx)
                 o = net(xs, s.repeat(copies, 1))
@@ -273,13 +284,23 @@ def predict_members(nets, data, config: str, batch_size: int = 16, shift_voxels:
     return np.stack(means), np.stack(vars_), np.concatenate(feats)
 
 
-def calibrate(means, vars_, feats, ages, coverage: float = 0.9) -> dict:
+#: Age bands (months, of the calibrated prediction) of the domain-shift term
+SHIFT_BANDS = (0.0, 6.0, 12.0, 18.0, 24.0)
+
+
+def calibrate(means, vars_, feats, ages, coverage: float = 0.9, perturbed_means=None) -> dict:
     """Calibration on validation data.
 
     * ``slope``/``intercept``: least-squares fit of true age on the ensemble mean
       (``age = intercept + slope * mean``), which undoes regression toward the mean;
     * ``interval_z``: the quantile of ``|error| / sd`` at ``coverage`` (prediction interval
       half-width = ``interval_z * sd``);
+    * with ``perturbed_means`` (M, N: the members on the same samples after the contrast
+      augmentation, :func:`_augment` ``contrast=True``, a fixed seed): ``shift_sd_bands``, the
+      RMS change of the calibrated age under that perturbation per band of
+      :data:`SHIFT_BANDS`. It stands for what the same-family samples cannot show: another
+      scanner's or template family's appearance. The interval's SD becomes
+      ``sqrt(sd^2 + shift_sd^2)`` and ``interval_z`` is taken on the perturbed errors;
     * feature mean, inverse covariance (shrinkage) and a Mahalanobis-distance threshold (the
       99th percentile on validation, times 2) for the out-of-distribution flag.
     """
@@ -288,7 +309,22 @@ def calibrate(means, vars_, feats, ages, coverage: float = 0.9) -> dict:
     intercept, slope = np.linalg.lstsq(A, ages, rcond=None)[0]
     cal = intercept + slope * ens
     sd = np.sqrt(vars_.mean(0) + means.var(0)) * abs(slope)
-    z = np.abs(cal - ages) / sd
+    extra = {}
+    if perturbed_means is not None:
+        cal_p = intercept + slope * perturbed_means.mean(0)
+        bands = []
+        for lo, hi in zip(SHIFT_BANDS[:-1], SHIFT_BANDS[1:]):
+            sel = (cal >= lo) & (cal < hi) if hi < SHIFT_BANDS[-1] else (cal >= lo)
+            if lo == SHIFT_BANDS[0]:
+                sel |= cal < lo
+            d_ = cal_p[sel] - cal[sel]
+            bands.append([lo, hi, float(np.sqrt(np.mean(d_ ** 2))) if d_.size else 0.0])
+        sd_p = np.sqrt(sd ** 2 + np.asarray([shift_sd(a, bands) ** 2 for a in cal]))
+        z = np.abs(cal_p - ages) / sd_p
+        extra = {"shift_sd_bands": bands,
+                 "val_mae_perturbed_months": float(np.mean(np.abs(cal_p - ages)))}
+    else:
+        z = np.abs(cal - ages) / sd
     mu = feats.mean(0)
     cov = np.cov(feats, rowvar=False)
     cov = 0.9 * cov + 0.1 * np.eye(len(mu)) * np.trace(cov) / len(mu)
@@ -302,10 +338,12 @@ def calibrate(means, vars_, feats, ages, coverage: float = 0.9) -> dict:
         "feature_mean": mu.tolist(),
         "feature_icov": icov.tolist(),
         "feature_distance_threshold": float(np.quantile(d, 0.99) * 2.0),
-        "sd_threshold_months": float(np.quantile(sd, 0.99) * 1.5),
+        "sd_threshold_months": float(np.quantile(np.sqrt(sd ** 2 + np.asarray(
+            [shift_sd(a, extra.get("shift_sd_bands")) ** 2 for a in cal])), 0.99) * 1.5),
         "val_mae_months": float(np.mean(np.abs(cal - ages))),
         "val_mae_uncalibrated_months": float(np.mean(np.abs(ens - ages))),
         "val_interval_coverage": float(np.mean(z <= np.quantile(z, coverage))),
+        **extra,
     }
 
 
@@ -474,7 +512,12 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
         means, vars_, feats = predict_members(nets, val, config,
                                               shift_voxels=settings.get("tta_shift_voxels", 0),
                                               settings=settings)
-        cal = calibrate(means, vars_, feats, val["age"])
+        perturbed = None
+        if ((settings.get("input") or {}).get("augment")) == "contrast":
+            perturbed = predict_members(nets, val, config, settings=settings,
+                                        shift_voxels=settings.get("tta_shift_voxels", 0),
+                                        perturb_seed=settings.get("seed_val", 2) * 7919)[0]
+        cal = calibrate(means, vars_, feats, val["age"], perturbed_means=perturbed)
         nets_by_config[config], calibrations[config] = nets, cal
         seconds[config] = [round(sec, 1) for (cfg, _), (_, sec) in zip(jobs, states) if cfg == config]
         msg = (f"{config}: validation MAE {cal['val_mae_months']:.2f} months "
