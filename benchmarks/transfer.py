@@ -44,10 +44,13 @@ Usage::
 
     OMP_NUM_THREADS=1 TEMPLATEFLOW_HOME=../shared/templateflow \\
         .venv/bin/python benchmarks/transfer.py [--bundle NAME_OR_PATH] [--shared ../shared] \\
-        [--out /tmp/bids-infantage-transfer] [--quick]
+        [--out /tmp/bids-infantage-transfer] [--quick] [--images unc-06 ...] [--probes ...]
 
-``--out`` keeps the CLI outputs and ``results.json`` (per bundle sha256): a rerun only computes
-what is missing; delete it after changing preprocessing code. ``--quick``: 2 configurations,
+``--out`` keeps the CLI outputs and ``results.json`` (per bundle sha256), and the preprocessed
+probe inputs (``inputs/<reference mask sha256>/``, shared by every bundle with that reference):
+a rerun only computes what is missing, and a second bundle only predicts; delete ``--out``
+after changing preprocessing code. ``--images`` and ``--probes`` restrict part (b) (the CLI
+table always covers the five UNC templates). ``--quick``: 2 configurations,
 5 probes, one image per family (a smoke run, 10 min on one core). Full run from scratch: 100 min on
 one core (the CLI part 10 min, 120 in-process preprocessings 30-60 s each).
 """
@@ -266,8 +269,13 @@ def predict_all(bundle, image, volume, configs) -> dict:
             for c in configs}
 
 
-def run_inprocess(bundle, imgs: dict, names, probes, configs, bcp_volume, cache: Path) -> dict:
-    """results[name][probe or "none"] = {"volume_ml", "pred": {config: ...}, ["bcp": ...]}."""
+def run_inprocess(bundle, imgs: dict, names, probes, configs, bcp_volume, cache: Path,
+                  inputs: Path) -> dict:
+    """results[name][probe or "none"] = {"volume_ml", "pred": {config: ...}, ["bcp": ...]}.
+
+    The preprocessed stacks are kept in ``inputs`` (one .npz per image and probe), which
+    depends on the preprocessing and the reference mask, not on the bundle's networks: a
+    second bundle with the same reference only predicts."""
     from bids_infantage.models.preprocess import preprocess_session
 
     res = json.loads(cache.read_text()) if cache.exists() else {}
@@ -281,12 +289,21 @@ def run_inprocess(bundle, imgs: dict, names, probes, configs, bcp_volume, cache:
             if have and all(c in have["pred"] for c in configs) and (not mask_probe or "same_volume" in have):
                 continue
             t0 = time.time()
-            if t1 is None:
+            if t1 is None and not (inputs / f"{name}__{key.replace(' ', '_')}.npz").exists():
                 t1, t2 = load(imgs[name]["T1w"]), load(imgs[name]["T2w"])
                 assert t1.GetSize() == t2.GetSize(), f"{name}: T1w and T2w grids differ"
-            p1, p2, op = probed(t1, t2, probe)
-            with patched_mask(op):
-                s = preprocess_session(p1, p2, reference_mask=ref)
+            stored = inputs / f"{name}__{key.replace(' ', '_')}.npz"
+            if stored.exists():  # preprocessed once for every bundle with this reference
+                z = np.load(stored)
+                s = {"image": z["image"], "volume_ml": float(z["volume_ml"])}
+            else:
+                p1, p2, op = probed(t1, t2, probe)
+                with patched_mask(op):
+                    s = preprocess_session(p1, p2, reference_mask=ref)
+                inputs.mkdir(parents=True, exist_ok=True)
+                tmp = stored.with_suffix(".tmp.npz")
+                np.savez_compressed(tmp, image=s["image"], volume_ml=s["volume_ml"])
+                tmp.replace(stored)
             rec = {"volume_ml": s["volume_ml"], "pred": predict_all(bundle, s["image"], s["volume_ml"], configs)}
             if mask_probe:  # the image route alone: volume input held at the unprobed volume
                 rec["same_volume"] = predict_all(bundle, s["image"], res[name]["none"]["volume_ml"], configs)
@@ -321,6 +338,8 @@ def main(argv=None) -> int:
     p.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     p.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "bids-infantage-transfer")
     p.add_argument("--quick", action="store_true", help="smoke run: fewer configurations, probes, images")
+    p.add_argument("--images", nargs="+", help="in-process images (default all: unc-00 ... demo-m24)")
+    p.add_argument("--probes", nargs="+", choices=list(PROBES), help="probes (default all)")
     args = p.parse_args(argv)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"):
         os.environ.setdefault(var, "1")
@@ -337,8 +356,10 @@ def main(argv=None) -> int:
     configs = [c for c in (QUICK["configs"] if args.quick else CONFIGS) if c in bundle.meta["configurations"]]
     probes = QUICK["probes"] if args.quick else list(PROBES)
     imgs = images(shared)
-    names = QUICK["images"] if args.quick else list(imgs)
-    unc = [n for n in names if imgs[n]["family"] == "UNC"]
+    names = args.images or (QUICK["images"] if args.quick else list(imgs))
+    if args.probes:
+        probes = args.probes
+    unc = [n for n in (QUICK["images"] if args.quick else imgs) if imgs[n]["family"] == "UNC"]  # CLI
     out = args.out / bundle.sha256[:12]
     out.mkdir(parents=True, exist_ok=True)
     volumes = read_bcp_volumes(shared / "bcp-brainmasks" / "masks.tsv")
@@ -374,14 +395,18 @@ def main(argv=None) -> int:
                     summary))
 
     # (b) probes, in-process
+    from bids_infantage.models.training import sha256
+
+    inputs = args.out / "inputs" / sha256(bundle.reference_mask_path)[:12]
     res = run_inprocess(bundle, imgs, names, probes, configs,
-                        lambda age: volume_norm(volumes, age)[0], out / "results.json")
+                        lambda age: volume_norm(volumes, age)[0], out / "results.json", inputs)
     cli_diff = [abs(res[n]["none"]["pred"][c]["age"] - float(rows[c][f"unc{n[4:]}"]["predicted_age_months"]))
-                for n in unc for c in configs]
+                for n in unc if n in names for c in configs]
     print(f"\n## (b) Robustness probes ({len(names)} images, in-process "
           "`preprocess_session` + `ModelBundle.predict`)\n")
-    print(f"In-process vs CLI on the UNC templates ({len(cli_diff)} ages): max |difference| "
-          f"{max(cli_diff):.4f} months, mean {np.mean(cli_diff):.4f}.\n")
+    if cli_diff:
+        print(f"In-process vs CLI on the UNC templates ({len(cli_diff)} ages): max |difference| "
+              f"{max(cli_diff):.4f} months, mean {np.mean(cli_diff):.4f}.\n")
     delta = {pr: {c: [res[n][pr]["pred"][c]["age"] - res[n]["none"]["pred"][c]["age"] for n in names]
                   for c in configs} for pr in probes}
     vol = {pr: np.mean([res[n][pr]["volume_ml"] / res[n]["none"]["volume_ml"] - 1 for n in names]) * 100
