@@ -46,11 +46,13 @@ def _make_one(args) -> str:
 
 
 def generate_cohort(out_dir, *, atlas_path, reference_path, masks_tsv, n: int, seed: int,
-                    age_range=(0.0, 24.0), nprocs: int = 2) -> list[Path]:
+                    age_range=(0.0, 24.0), nprocs: int = 2, strata: int | None = None) -> list[Path]:
     """Generate ``n`` synthetic samples with ages uniform in ``age_range`` (months).
 
     Ages are stratified (one per equal-width bin, jittered) so the label distribution is flat,
-    which counters shrinkage toward the middle of the range. Existing samples are kept
+    which counters shrinkage toward the middle of the range. ``strata`` (default ``n``) is the
+    number of bins the ages are drawn for; the cohort is the first ``n`` of them, so a cohort
+    of ``n < strata`` is the prefix of the larger one (same ages and seeds). Existing samples are kept
     (resumable). The preprocessing parameters the samples go through are recorded in
     ``out_dir/preprocessing.json`` (see :func:`cohort_preprocessing`); resuming with other
     defaults logs a warning. Returns the sample paths.
@@ -72,8 +74,10 @@ def generate_cohort(out_dir, *, atlas_path, reference_path, masks_tsv, n: int, s
                        "unrecorded" if recorded is None else "other")
     rng = np.random.default_rng(seed)
     lo, hi = age_range
-    ages = lo + (np.arange(n) + rng.random(n)) * (hi - lo) / n
+    k = max(n, strata or n)
+    ages = lo + (np.arange(k) + rng.random(k)) * (hi - lo) / k
     rng.shuffle(ages)
+    ages = ages[:n]
     jobs = [(i, float(a), seed * 100003 + i, str(out_dir)) for i, a in enumerate(ages)]
     init = (str(atlas_path), str(reference_path), str(masks_tsv))
     if nprocs <= 1:

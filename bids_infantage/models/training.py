@@ -47,6 +47,15 @@ DEFAULTS = {
 }
 
 
+#: Model input and augmentation of the transfer recipe (issue #14): rank standardization, no
+#: brain-size input, contrast augmentation; cohorts drawn as prefixes of 512 / 96 age strata
+TRANSFER_RECIPE = {
+    "input": {"intensity": "rank", "rank_erode_voxels": 1, "volume_feature": "none",
+              "augment": "contrast"},
+    "age_strata": {"train": 512, "val": 96},
+}
+
+
 def _augment(x, vol, rng, contrast: bool = False):
     """On-the-fly augmentation of a batch (numpy): L-R flip, shift, per-channel gamma and
     scale, noise, brain-volume jitter (+-3%).
@@ -464,8 +473,11 @@ def build_data(cache: Path, shared: Path, settings: dict, nprocs: int) -> tuple[
     from .dataset import generate_cohort, load_cohort
 
     kw = dict(ensure_generator(cache, shared), nprocs=nprocs)
-    val = generate_cohort(cache / "val", n=settings["n_val"], seed=settings["seed_val"], **kw)
-    train = generate_cohort(cache / "train", n=settings["n_train"], seed=settings["seed_train"], **kw)
+    strata = settings.get("age_strata") or {}
+    val = generate_cohort(cache / "val", n=settings["n_val"], seed=settings["seed_val"],
+                          strata=strata.get("val"), **kw)
+    train = generate_cohort(cache / "train", n=settings["n_train"], seed=settings["seed_train"],
+                            strata=strata.get("train"), **kw)
     return load_cohort(train), load_cohort(val)
 
 
@@ -637,11 +649,19 @@ def main(argv=None) -> int:
                         choices=list(CONFIGURATIONS))
     parser.add_argument("--nprocs", type=int, default=os.cpu_count() or 1)
     for key in ("n_train", "n_val", "epochs", "members"):
-        parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=DEFAULTS[key])
+        parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=None,
+                            help=f"default {DEFAULTS[key]}")
+    parser.add_argument("--recipe", choices=["basic", "transfer"], default="basic",
+                        help="model input and augmentation: basic (99th-percentile intensities, "
+                             "brain-volume input) or transfer (rank intensities, no volume input, "
+                             "contrast augmentation; issue #14)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     settings = dict(DEFAULTS)
-    settings.update({k: getattr(args, k) for k in ("n_train", "n_val", "epochs", "members")})
+    if args.recipe == "transfer":
+        settings.update(TRANSFER_RECIPE)
+    settings.update({k: getattr(args, k) for k in ("n_train", "n_val", "epochs", "members")
+                     if getattr(args, k) is not None})
     bundle = train_bundle(args.out, args.cache_dir, args.shared, configs=args.configs,
                           settings=settings, nprocs=args.nprocs)
     print(json.dumps({c: v["calibration"]["val_mae_months"]

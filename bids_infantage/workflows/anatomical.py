@@ -63,7 +63,11 @@ def init_anat_preproc_wf(*, has_t1w: bool, has_t2w: bool, skull_strip: str = "au
         "for heads, extracted with MindGrab (MeshNet, brainchop; Masoud et al., JOSS 2023); "
         "intensity non-uniformity was corrected with N4 (SimpleITK)"
         + ("; the T1w image was registered to the T2w image with a rigid (6 degrees of freedom) "
-           "transform maximizing Mattes mutual information, and the T1w/T2w ratio computed."
+           "transform maximizing Mattes mutual information, and the T1w/T2w ratio computed "
+           "(Glasser & Van Essen, J Neurosci 2011): a contrast-weighted proxy that tracks "
+           "myelination but is not calibrated across scanners and associates more weakly with "
+           "histological myelin than quantitative T2 or myelin-water imaging (Mojtabai et al., "
+           "medRxiv 2025)."
            if has_t1w and has_t2w else ".")
     )
     inputnode = pe.Node(niu.IdentityInterface(fields=["t1w", "t2w", "t1w_mask", "t2w_mask"]),

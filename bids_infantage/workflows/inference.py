@@ -38,13 +38,23 @@ def init_inference_wf(*, model: str, modality: str, has_t1w: bool, has_t2w: bool
     from ..interfaces.inference import BrainAgeInference, BrainAgeTable
     from ..interfaces.normalization import NormalizeToReference, ReferenceToAnat
 
+    from ..models.bundle import load_bundle
+
+    norm = load_bundle(model).meta.get("normalization", {})
+    rank = str(norm.get("intensity", "")).startswith("rank")
     workflow = pe.Workflow(name=name)
     workflow.__desc__ = (
         "The brain mask was normalized to the model's reference brain mask with an affine "
         "transform (mean squares of smoothed masks, SimpleITK), images were resampled to the "
-        "3 mm reference grid and standardized, and brain age was predicted by an ensemble of "
-        "multi-task 3D CNNs (after Park, Choi & Gho, JMRI 2026) given the images and the brain "
-        "volume, with a calibrated prediction interval and a Grad-CAM saliency map."
+        "3 mm reference grid and standardized"
+        + (" (99th percentile in the brain mask, then histogram standardization: each voxel's "
+           "rank among the voxels of the eroded brain mask, after Nyul & Udupa, MRM 1999)"
+           if rank else " (99th percentile in the brain mask)")
+        + ", and brain age was predicted by an ensemble of multi-task 3D CNNs (after Park, "
+        "Choi & Gho, JMRI 2026) given "
+        + ("the images only (brain size is not a model input)"
+           if norm.get("volume_feature") == "none" else "the images and the brain volume")
+        + ", with a calibrated prediction interval and a Grad-CAM saliency map."
     )
     inputnode = pe.Node(niu.IdentityInterface(fields=[
         "t1w_preproc", "t2w_preproc", "anat_preproc", "anat_mask", "volume_ml", "t1w_t2w_dice",
