@@ -378,3 +378,69 @@ def test_calibration_widens_the_interval_by_the_domain_shift_term(tmp_path):
     assert after["upper"] > 12.0 and t1w_flag  # this random image reads as about 17 months
     assert not any(f.startswith("T1w only") for f in ModelBundle(folder).predict(
         image, 900.0, "t1w+t2w", saliency=False)["flags"])
+
+
+def test_csf_painting_makes_ventricles_t2w_bright_and_t1w_dark():
+    """Painted ventricles move T2w towards CSF brightness, T1w towards dark and the ratio
+    towards their quotient, only where the ventricle map and the brain are."""
+    from bids_infantage.models.training import paint_csf
+
+    rng = np.random.default_rng(8)
+    mask = np.zeros((20, 20, 20), bool)
+    mask[3:17, 3:17, 3:17] = True
+    x = np.stack([np.full(mask.shape, 0.8), np.full(mask.shape, 0.5), np.full(mask.shape, 1.6)]) * mask
+    vent = np.zeros((1,) + mask.shape, np.float32)
+    vent[0, 8:12, 8:12, 8:12] = 1.0
+    vent[0, 0, 0, 0] = 1.0  # outside the brain: never painted
+    painted = None
+    for _ in range(20):  # painting is random (p 0.8); some draw paints
+        y = paint_csf(x.astype(np.float32).copy(), [0, 1, 2], vent, rng)
+        if y[1, 10, 10, 10] > 0.6:
+            painted = y
+            break
+    assert painted is not None
+    assert painted[0, 10, 10, 10] < 0.8 and painted[2, 10, 10, 10] < 1.6
+    assert painted[:, 0, 0, 0].max() == 0 and np.array_equal(painted[:, 5, 5, 5], x[:, 5, 5, 5].astype(np.float32))
+
+
+def test_smaller_cohort_is_the_prefix_of_the_larger(tmp_path, monkeypatch):
+    """With age strata fixed, a cohort of n samples has the ages and seeds of the first n
+    of the larger cohort, so a partial cohort is reproducible."""
+    from bids_infantage.models import dataset
+
+    calls = {}
+
+    def fake_make(job):
+        index, age, seed, out_dir = job
+        calls.setdefault(out_dir, []).append((index, age, seed))
+        return str(Path(out_dir) / f"sample-{index:05d}.npz")
+
+    monkeypatch.setattr(dataset, "_make_one", fake_make)
+    monkeypatch.setattr(dataset, "_init_worker", lambda *a: None)
+    kw = dict(atlas_path="a", reference_path="r", masks_tsv="m", seed=1, nprocs=1)
+    dataset.generate_cohort(tmp_path / "big", n=40, strata=40, **kw)
+    dataset.generate_cohort(tmp_path / "small", n=10, strata=40, **kw)
+    dataset.generate_cohort(tmp_path / "plain", n=10, **kw)
+    big, small, plain = (calls[str(tmp_path / k)] for k in ("big", "small", "plain"))
+    assert small == big[:10]
+    assert [a for _, a, _ in plain] != [a for _, a, _ in small]  # other strata, other ages
+
+
+@pytest.mark.skipif(not (SHARED / "infant-asegs").is_dir(), reason="needs ../shared/infant-asegs")
+def test_ventricle_atlas_from_the_real_asegs():
+    """The 12 real asegs give ventricle maps on the 64^3 grid with plausible volumes
+    (2-20 ml after normalization), almost all inside the reference brain."""
+    import SimpleITK as sitk
+
+    from bids_infantage.models.bundle import load_bundle
+    from bids_infantage.models.synthesis import aseg_age_months, build_ventricle_atlas
+
+    assert aseg_age_months("34-38mo_aseg_acpc.nii.gz") == 36.0
+    ref = load_bundle().reference_mask()
+    atlas = build_ventricle_atlas(SHARED / "infant-asegs", ref)
+    assert list(atlas["ages"]) == sorted(atlas["ages"]) and len(atlas["ages"]) == 12
+    vols = (atlas["ventricles"] > 0.5).sum((1, 2, 3)) * 27 / 1000
+    assert np.all((vols > 2) & (vols < 20)), vols
+    inside = sitk.GetArrayFromImage(ref) > 0
+    outside = atlas["ventricles"][:, ~inside].sum(1) / atlas["ventricles"].reshape(12, -1).sum(1)
+    assert outside.max() < 0.1, outside  # the asegs' brains are normalized like the subjects' (Dice ~0.87)

@@ -56,7 +56,44 @@ TRANSFER_RECIPE = {
 }
 
 
-def _augment(x, vol, rng, contrast: bool = False):
+def paint_csf(x, channels, ventricles, rng):
+    """Paint cerebrospinal fluid into one standardized sample (numpy, in place).
+
+    The BMEXInfant templates show no ventricular CSF contrast (see
+    :func:`~bids_infantage.models.synthesis.build_ventricle_atlas`); real scans do. With
+    probability 0.8 the ventricles of a random real infant (``ventricles`` (K, X, Y, Z),
+    partial volume in [0, 1], sharpened or softened by a random power) are painted, and with
+    probability 0.5 an extra-axial CSF layer on the brain mask's outer voxel shell: T2w
+    towards 0.95-1.15 (CSF is the brightest tissue on T2w, about the 99th percentile), T1w
+    towards 0.05-0.25, the T1w/T2w ratio towards their quotient.
+
+    Parameters
+    ----------
+    x : ndarray (C, X, Y, Z)
+        One sample's channels, 99th-percentile standardized (0 outside the brain).
+    channels : sequence of int
+        Index of each channel of ``x`` in :data:`~bids_infantage.models.transforms.CHANNELS`
+        (0 T1w, 1 T2w, 2 ratio).
+    """
+    from scipy.ndimage import binary_erosion
+
+    mask = np.any(x > 0, axis=0)
+    w = np.zeros(mask.shape, np.float32)
+    if ventricles is not None and len(ventricles) and rng.random() < 0.8:
+        v = ventricles[int(rng.integers(len(ventricles)))]
+        w = np.clip(v, 0, 1) ** rng.uniform(0.5, 2.0) * rng.uniform(0.7, 1.0)
+    if rng.random() < 0.5:
+        shell = mask & ~binary_erosion(mask)
+        w = np.where(shell, np.maximum(w, rng.uniform(0.3, 0.9)), w)
+    w = (w * mask).astype(np.float32)
+    t1, t2 = rng.uniform(0.05, 0.25), rng.uniform(0.95, 1.15)
+    target = {0: t1, 1: t2, 2: t1 / t2}
+    for i, c in enumerate(channels):
+        x[i] = (1 - w) * x[i] + w * target[int(c)]
+    return x
+
+
+def _augment(x, vol, rng, contrast: bool = False, channels=None, ventricles=None):
     """On-the-fly augmentation of a batch (numpy): L-R flip, shift, per-channel gamma and
     scale, noise, brain-volume jitter (+-3%).
 
@@ -70,6 +107,8 @@ def _augment(x, vol, rng, contrast: bool = False):
 
     x = x.copy()
     for i in range(x.shape[0]):
+        if ventricles is not None:
+            paint_csf(x[i], channels, ventricles, rng)
         if rng.random() < 0.5:
             x[i] = x[i][..., ::-1]  # last array axis is x (left-right) in SimpleITK order
         shift = rng.integers(-2, 3, size=3)
@@ -101,7 +140,8 @@ def input_normalization(settings: dict) -> dict:
     (:class:`~bids_infantage.models.transforms.RankStandardize` on top of the 99th-percentile
     stack), ``rank_erode_voxels``, ``volume_feature`` ``"log"`` (default) or ``"none"`` (the
     network's size input held at 0), ``augment`` ``"basic"`` or ``"contrast"``
-    (see :func:`_augment`).
+    (see :func:`_augment`), ``csf`` (bool: :func:`paint_csf` with the ventricles of the real
+    ``infant-asegs``).
     """
     spec = settings.get("input") or {}
     norm = {"intensity": "p99 in brain mask, clip [0, 1.5]",
@@ -126,7 +166,8 @@ def _batch_tensors(images, vols, idx, channels, rng=None, settings: dict | None 
     x = images[idx][:, channels].astype(np.float32)
     v = vols[idx].astype(np.float64)
     if rng is not None:
-        x, v = _augment(x, v, rng, contrast=spec.get("augment") == "contrast")
+        x, v = _augment(x, v, rng, contrast=spec.get("augment") == "contrast", channels=channels,
+                        ventricles=_JOB_DATA.get("ventricles") if spec.get("csf") else None)
     if norm["intensity"].startswith("rank"):
         x = np.stack([model_input(xi, norm) for xi in x])
     if norm["volume_feature"] == "none":
@@ -297,7 +338,8 @@ def predict_members(nets, data, config: str, batch_size: int = 16, shift_voxels:
 SHIFT_BANDS = (0.0, 6.0, 12.0, 18.0, 24.0)
 
 
-def calibrate(means, vars_, feats, ages, coverage: float = 0.9, perturbed_means=None) -> dict:
+def calibrate(means, vars_, feats, ages, coverage: float = 0.9, perturbed_means=None,
+              linear: tuple[float, float] | None = None) -> dict:
     """Calibration on validation data.
 
     * ``slope``/``intercept``: least-squares fit of true age on the ensemble mean
@@ -312,10 +354,13 @@ def calibrate(means, vars_, feats, ages, coverage: float = 0.9, perturbed_means=
       ``sqrt(sd^2 + shift_sd^2)`` and ``interval_z`` is taken on the perturbed errors;
     * feature mean, inverse covariance (shrinkage) and a Mahalanobis-distance threshold (the
       99th percentile on validation, times 2) for the out-of-distribution flag.
+
+    ``linear=(intercept, slope)`` keeps an existing correction instead of fitting one
+    (:func:`recalibrate_interval`).
     """
     ens = means.mean(0)
     A = np.stack([np.ones_like(ens), ens], 1)
-    intercept, slope = np.linalg.lstsq(A, ages, rcond=None)[0]
+    intercept, slope = linear if linear is not None else np.linalg.lstsq(A, ages, rcond=None)[0]
     cal = intercept + slope * ens
     sd = np.sqrt(vars_.mean(0) + means.var(0)) * abs(slope)
     extra = {}
@@ -354,6 +399,58 @@ def calibrate(means, vars_, feats, ages, coverage: float = 0.9, perturbed_means=
         "val_interval_coverage": float(np.mean(z <= np.quantile(z, coverage))),
         **extra,
     }
+
+
+def recalibrate_interval(bundle_dir: Path, cache: Path, shared: Path, *, n_val: int,
+                         nprocs: int = 2) -> dict:
+    """Add the domain-shift term to a trained bundle's intervals, in place.
+
+    Each configuration's members predict the validation cohort (``cache/val``, generated
+    when missing: ``n_val`` samples of the bundle's validation seed, as prefixes of its age
+    strata) clean and after the contrast augmentation; :func:`calibrate` with the bundle's
+    own linear correction gives ``shift_sd_bands`` and a new ``interval_z``. The point
+    estimates do not change; the bundle's ``bundle.json`` is rewritten (its sha256, the
+    model's identity in the outputs, changes).
+
+    Returns
+    -------
+    dict
+        Per configuration: old and new ``interval_z`` and the ``shift_sd_bands``.
+    """
+    import torch
+
+    from .bundle import ModelBundle
+    from .dataset import generate_cohort, load_cohort
+
+    bundle = ModelBundle(Path(bundle_dir))
+    meta = bundle.meta
+    settings = meta["training"]["settings"]
+    kw = dict(ensure_generator(cache, shared), nprocs=nprocs)
+    strata = (settings.get("age_strata") or {}).get("val") or settings["n_val"]
+    val = load_cohort(generate_cohort(Path(cache) / "val", n=n_val, seed=settings["seed_val"],
+                                      strata=strata, **kw))
+    torch.set_num_threads(max(1, nprocs))
+    shift = int(meta.get("test_time_augmentation", {}).get("shift_voxels", 0))
+    report = {}
+    for config, spec in meta["configurations"].items():
+        nets = bundle.networks(config)
+        old = spec["calibration"]
+        means, vars_, feats = predict_members(nets, val, config, shift_voxels=shift, settings=settings)
+        pert = predict_members(nets, val, config, shift_voxels=shift, settings=settings,
+                               perturb_seed=settings["seed_val"] * 7919)[0]
+        new = calibrate(means, vars_, feats, val["age"], perturbed_means=pert,
+                        linear=(old["intercept"], old["slope"]))
+        keep = ("interval_z", "shift_sd_bands", "val_mae_perturbed_months", "sd_threshold_months")
+        spec["calibration"] = dict(old, **{k: new[k] for k in keep},
+                                   interval_calibration={"n_val": int(n_val),
+                                                         "val_interval_coverage": new["val_interval_coverage"]})
+        report[config] = {"interval_z": [old["interval_z"], new["interval_z"]],
+                          "shift_sd_bands": new["shift_sd_bands"],
+                          "val_mae_perturbed_months": new["val_mae_perturbed_months"]}
+        LOGGER.info("%s: interval_z %.2f -> %.2f, shift SD by band %s", config, old["interval_z"],
+                    new["interval_z"], [round(b[2], 2) for b in new["shift_sd_bands"]])
+    (Path(bundle_dir) / "bundle.json").write_text(json.dumps(meta, indent=1))
+    return report
 
 
 def sha256(path: Path) -> str:
@@ -494,6 +591,16 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
     log = open(out_dir / "training.log", "a")
     jobs = [(config, i) for config in configs for i in range(settings["members"])]
     _JOB_DATA.update(train=train, settings=settings)
+    if (settings.get("input") or {}).get("csf"):  # CSF painting (paint_csf): real ventricles
+        import SimpleITK as sitk
+
+        from .synthesis import build_ventricle_atlas
+
+        vent_path = cache / "ventricles.npz"
+        if not vent_path.exists():
+            np.savez_compressed(vent_path, **build_ventricle_atlas(
+                shared / "infant-asegs", sitk.ReadImage(str(cache / "ref.nii.gz"))))
+        _JOB_DATA["ventricles"] = np.load(vent_path)["ventricles"]
     tc = time.time()
     member_dir = cache / "members"
     fingerprint = member_fingerprint(settings, cohort_preprocessing(cache / "train"))
@@ -655,8 +762,16 @@ def main(argv=None) -> int:
                         help="model input and augmentation: basic (99th-percentile intensities, "
                              "brain-volume input) or transfer (rank intensities, no volume input, "
                              "contrast augmentation; issue #14)")
+    parser.add_argument("--recalibrate-interval", action="store_true",
+                        help="do not train: add the domain-shift term to the intervals of the "
+                             "bundle in --out (recalibrate_interval; --n-val samples)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.recalibrate_interval:
+        report = recalibrate_interval(args.out, args.cache_dir, args.shared,
+                                      n_val=args.n_val or DEFAULTS["n_val"], nprocs=args.nprocs)
+        print(json.dumps(report, indent=1))
+        return 0
     settings = dict(DEFAULTS)
     if args.recipe == "transfer":
         settings.update(TRANSFER_RECIPE)
