@@ -49,7 +49,7 @@ Usage::
 ``--out`` keeps the CLI outputs and ``results.json`` (per bundle sha256), and the preprocessed
 probe inputs (``inputs/<reference mask sha256>/``, shared by every bundle with that reference):
 a rerun only computes what is missing, and a second bundle only predicts; delete ``--out``
-after changing preprocessing code. ``--images`` and ``--probes`` restrict part (b) (the CLI
+after changing preprocessing code. ``--cli-only`` stops after part (a); ``--images`` and ``--probes`` restrict part (b) (the CLI
 table always covers the five UNC templates). ``--quick``: 2 configurations,
 5 probes, one image per family (a smoke run, 10 min on one core). Full run from scratch: 100 min on
 one core (the CLI part 10 min, 120 in-process preprocessings 30-60 s each).
@@ -338,6 +338,7 @@ def main(argv=None) -> int:
     p.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     p.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "bids-infantage-transfer")
     p.add_argument("--quick", action="store_true", help="smoke run: fewer configurations, probes, images")
+    p.add_argument("--cli-only", action="store_true", help="part (a) only: the UNC table")
     p.add_argument("--images", nargs="+", help="in-process images (default all: unc-00 ... demo-m24)")
     p.add_argument("--probes", nargs="+", choices=list(PROBES), help="probes (default all)")
     args = p.parse_args(argv)
@@ -393,6 +394,10 @@ def main(argv=None) -> int:
               "volume (ml)"], table))
     print("\n" + md(["configuration", "MAE (months)", "interval covers truth", "flagged out of range"],
                     summary))
+
+    if args.cli_only:
+        print(f"\n(--cli-only: parts (b)-(d) skipped) Wall time: {time.time() - t_start:.0f} s")
+        return 0
 
     # (b) probes, in-process
     from bids_infantage.models.training import sha256
