@@ -58,6 +58,11 @@ def test_default_bundle_loads_and_predicts():
     assert bundle.choose_configuration(False, True) == "t2w"
     ref = bundle.reference_mask()
     assert ref.GetSize() == (64, 64, 64)
+    for cfg, spec in bundle.meta["configurations"].items():  # intervals with the domain-shift term
+        bands = spec["calibration"]["shift_sd_bands"]
+        assert [b[:2] for b in bands] == [[0.0, 6.0], [6.0, 12.0], [12.0, 18.0], [18.0, 24.0]]
+        assert all(b[2] > 0.5 for b in bands), (cfg, bands)
+        assert spec["calibration"]["interval_calibration"]["n_val"] >= 64
 
 
 def test_bundle_sha256_mismatch_is_caught(tmp_path):
@@ -366,6 +371,8 @@ def test_calibration_widens_the_interval_by_the_domain_shift_term(tmp_path):
     folder = tmp_path / "shifted"
     shutil.copytree(resolve_bundle(None), folder)
     meta = json.loads((folder / "bundle.json").read_text())
+    meta["configurations"]["t1w"]["calibration"].pop("shift_sd_bands", None)
+    (folder / "bundle.json").write_text(json.dumps(meta))
     image = np.random.default_rng(3).random((3, 64, 64, 64)).astype(np.float32)
     before = ModelBundle(folder).predict(image, 900.0, "t1w", saliency=False)
     meta["configurations"]["t1w"]["calibration"]["shift_sd_bands"] = [
