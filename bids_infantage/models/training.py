@@ -102,6 +102,10 @@ def _augment(x, vol, rng, contrast: bool = False, channels=None, ventricles=None
     1 voxel of 3 mm; population averages are blurrier than single scans), local contrast
     scaled by 0.6-1.4 around a 6 mm smooth version, a brain-mask shell of one voxel removed
     (another skull-strip convention), and brain-volume jitter of +-20%.
+
+    ``ventricles`` (K, X, Y, Z) paints CSF into each sample first (:func:`paint_csf`;
+    ``channels``: each channel's index in
+    :data:`~bids_infantage.models.transforms.CHANNELS`).
     """
     from scipy.ndimage import binary_erosion, gaussian_filter
 
