@@ -396,6 +396,27 @@ def test_age_malformed(tmp_path, value):
     assert chronological_age(root, "01") == (None, "not found")
 
 
+def test_age_with_a_byte_order_mark_and_unreadable_ages_warn(tmp_path, caplog):
+    """A participants.tsv saved with a UTF-8 byte-order mark (spreadsheet exports) still
+    gives its ages (#19 item 2); an age that cannot be read (``6m``) is logged with the
+    file, the subject and the value instead of vanishing silently."""
+    import logging
+
+    root = make_bids(tmp_path, {"01": {}, "02": {}}, images=False)
+    (root / "participants.tsv").write_bytes(
+        "participant_id\tage\nsub-01\t9\nsub-02\t6m\n".encode("utf-8-sig"))
+    (root / "participants.json").write_text(json.dumps({"age": {"Units": "months"}}))
+    assert chronological_age(root, "01") == (9.0, str(root / "participants.tsv"))
+    with caplog.at_level(logging.WARNING, logger="bids_infantage"):
+        assert chronological_age(root, "02") == (None, "not found")
+    text = caplog.text
+    assert "participants.tsv" in text and "sub-02" in text and "'6m'" in text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="bids_infantage"):
+        chronological_age(root, "01")
+    assert "not a number" not in caplog.text
+
+
 @pytest.mark.parametrize("column, value, units, months", [
     ("age_weeks", "26", None, 5.98),
     ("age_years", "1.5", None, 18.0),

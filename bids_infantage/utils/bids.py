@@ -44,23 +44,33 @@ def to_months(value, units: str) -> float | None:
 
 def _read_tsv(path: Path) -> list[dict]:
     try:
-        with open(path, newline="") as fh:
+        # utf-8-sig: a byte-order mark (spreadsheet exports) would otherwise become part of
+        # the first column's name and hide it
+        with open(path, newline="", encoding="utf-8-sig") as fh:
             return list(csv.DictReader(fh, delimiter="\t"))
     except (OSError, csv.Error, UnicodeDecodeError) as exc:
         LOGGER.warning("%s: cannot be read (%s); ages from it are ignored", path, exc)
         return []
 
 
-def _age_from_row(row: dict, sidecar: dict) -> float | None:
-    for col, unit in (("age_weeks", "weeks"), ("age_months", "months"), ("age_years", "years"),
-                      ("age_days", "days")):
-        if col in row:
-            months = to_months(row[col], unit)
-            if months is not None:
-                return months
+def _age_from_row(row: dict, sidecar: dict, source: Path | None = None) -> float | None:
+    """Age (months) of a TSV row; a value that is given but cannot be read (``6m``, an
+    unknown unit) is logged with the file, the row and the value, then ignored."""
+    candidates = [(col, unit) for col, unit in (("age_weeks", "weeks"), ("age_months", "months"),
+                                                ("age_years", "years"), ("age_days", "days"))
+                  if col in row]
     if "age" in row:
-        units = (sidecar.get("age") or {}).get("Units", "years")  # BIDS convention: years
-        return to_months(row["age"], units)
+        candidates.append(("age", (sidecar.get("age") or {}).get("Units", "years")))  # BIDS: years
+    for col, unit in candidates:
+        months = to_months(row[col], unit)
+        if months is not None:
+            return months
+        value = (row[col] or "").strip()
+        if value and value.lower() != "n/a":
+            ident = row.get("filename") or row.get("session_id") or row.get("participant_id") or "?"
+            LOGGER.warning("%s: %s %s = %r is not a number of %s; it is ignored (write a number, "
+                           "or n/a, and give the units in the JSON sidecar)", source or "TSV", ident,
+                           col, value, unit)
     return None
 
 
@@ -97,21 +107,21 @@ def chronological_age(bids_dir: str | Path, subject: str, session: str | None = 
         rel = Path(image_file)
         for row in _read_tsv(scans):
             if Path(row.get("filename", "")).name == rel.name:
-                age = _age_from_row(row, _sidecar(scans))
+                age = _age_from_row(row, _sidecar(scans), scans)
                 if age is not None:
                     return age, str(scans)
     sessions = bids_dir / sub / f"{sub}_sessions.tsv"
     if ses and sessions.exists():
         for row in _read_tsv(sessions):
             if row.get("session_id") == ses:
-                age = _age_from_row(row, _sidecar(sessions))
+                age = _age_from_row(row, _sidecar(sessions), sessions)
                 if age is not None:
                     return age, str(sessions)
     participants = bids_dir / "participants.tsv"
     if participants.exists():
         for row in _read_tsv(participants):
             if row.get("participant_id") == sub:
-                age = _age_from_row(row, _sidecar(participants))
+                age = _age_from_row(row, _sidecar(participants), participants)
                 if age is not None:
                     return age, str(participants)
     return None, "not found"
