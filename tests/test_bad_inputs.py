@@ -533,6 +533,33 @@ def test_output_dir_in_input(tmp_path, bids_root, capsys, where):
     assert not (bids_root / "derivatives").exists()
 
 
+@pytest.mark.parametrize("content, owner", [
+    ({"Name": "fMRIPrep - fMRI PREProcessing workflow", "DatasetType": "derivative",
+      "GeneratedBy": [{"Name": "fMRIPrep", "Version": "24.1.0"}]}, "fMRIPrep"),
+    ("{not json", "an unknown tool"),
+])
+def test_output_dir_of_another_pipeline_is_refused(tmp_path, bids_root, capsys, content, owner):
+    """An output folder holding another app's derivatives is not taken over (#19 item 5):
+    one line naming the owner and a folder to use, nothing written there."""
+    out = tmp_path / "derivatives"
+    out.mkdir()
+    desc = out / "dataset_description.json"
+    desc.write_text(content if isinstance(content, str) else json.dumps(content))
+    before = _snapshot(out)
+    parser_error(capsys, [bids_root, out, "participant", "-w", tmp_path / "work"],
+                 str(out), f"holds derivatives of {owner}", str(out / "bids-infantage"))
+    assert _snapshot(out) == before
+
+
+def test_output_dir_of_an_earlier_run_is_accepted(tmp_path, bids_root):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "dataset_description.json").write_text(json.dumps(
+        {"Name": "bids-infantage: infant brain age estimates",
+         "GeneratedBy": [{"Name": "bids-infantage", "Version": "0.1.0"}]}))
+    assert parse_args([str(bids_root), str(out), "participant", "-w", str(tmp_path / "work")])
+
+
 def test_work_dir_inside_input(tmp_path, bids_root, capsys):
     work = bids_root / "work"
     parser_error(capsys, [bids_root, tmp_path / "out", "participant", "-w", work],
