@@ -595,3 +595,33 @@ def test_valid_command_line_passes(tmp_path, bids_root):
                        "--participant-label", "sub-01", "-w", str(tmp_path / "work")])
     assert opts.participant_label == ["01"]
     assert (tmp_path / "out").is_dir()
+
+
+def test_second_run_into_the_same_output_is_refused(tmp_path, bids_root, capsys):
+    """While a run holds the output folder's lock, another run exits 2 with one line and
+    writes nothing there (#19 item 6); a run that ends releases the lock and removes it."""
+    from filelock import FileLock
+
+    from bids_infantage.cli.run import LOCK_NAME, main
+
+    out = tmp_path / "out"
+    out.mkdir()
+    held = FileLock(str(out / LOCK_NAME))
+    held.acquire(timeout=0)
+    try:
+        files = lambda: {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}  # noqa: E731
+        before = files()
+        rc = main([str(bids_root), str(out), "participant", "-w", str(tmp_path / "work"),
+                   "--skip-bids-validation"])
+        err = capsys.readouterr().err
+        assert rc == 2
+        errors = [ln for ln in err.splitlines() if "error:" in ln]
+        assert len(errors) == 1 and "another bids-infantage run" in errors[0] and str(out) in errors[0]
+        assert files() == before  # (the folder's mtime moves: parse_args probes writability)
+    finally:
+        held.release()
+    # unlocked: the run proceeds (here to its own one-line error) and leaves no lock file
+    rc = main([str(bids_root), str(out), "participant", "-w", str(tmp_path / "work"),
+               "--skip-bids-validation", "--participant-label", "zz"])
+    assert rc == 2 and "another bids-infantage run" not in capsys.readouterr().err
+    assert not (out / LOCK_NAME).exists()

@@ -363,11 +363,17 @@ def main(argv=None) -> int:
         bias_correction=opts.bias_correction, version=__version__,
     )
     _setup_logging(config.work_dir)
-    if config.output_dir.is_dir():
-        stale = remove_partials(config.output_dir)
-        if stale:
-            LOGGER.info("removed %d partial file(s) left by an interrupted run", len(stale))
+    lock = output_lock(config.output_dir)
+    if lock is None:
+        LOGGER.error("error: %s: another bids-infantage run is writing into this output folder "
+                     "(lock %s); wait for it to finish, or choose another output folder.",
+                     config.output_dir, config.output_dir / LOCK_NAME)
+        return 2
     try:
+        if config.output_dir.is_dir():
+            stale = remove_partials(config.output_dir)
+            if stale:
+                LOGGER.info("removed %d partial file(s) left by an interrupted run", len(stale))
         if config.analysis_level == "group":
             return run_group_level(config)
         return run_participant(config)
@@ -377,6 +383,38 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         LOGGER.error("interrupted; rerun with the same -w to resume from the cache")
         return 130
+    finally:
+        release_output_lock(lock)
+
+
+#: Lock file of a run in its output folder (removed when the run ends)
+LOCK_NAME = ".bids-infantage.lock"
+
+
+def output_lock(output_dir: Path):
+    """Take the output folder's lock (``filelock``, an OS file lock: released by the OS if the
+    process dies), or None when another run holds it. One run writes into a folder at a time,
+    so two runs with different options cannot mix their outputs."""
+    from filelock import FileLock, Timeout
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(output_dir / LOCK_NAME))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return None
+    return lock
+
+
+def release_output_lock(lock) -> None:
+    """Release the lock and remove its file, so no stray file is left among the derivatives
+    (a run starting in the instant between the two is the only race left)."""
+    path = Path(lock.lock_file)
+    lock.release()
+    try:
+        path.unlink()
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":
