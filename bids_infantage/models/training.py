@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .bundle import shift_sd
 from .transforms import CONFIGURATIONS, volume_feature
 
 LOGGER = logging.getLogger("bids_infantage.training")
@@ -342,6 +341,20 @@ def predict_members(nets, data, config: str, batch_size: int = 16, shift_voxels:
 SHIFT_BANDS = (0.0, 6.0, 12.0, 18.0, 24.0)
 
 
+def validation_predictions(nets, val, config: str, settings: dict, *, perturbed: bool):
+    """The members on the validation cohort with the recorded test-time augmentation
+    (``settings["tta_shift_voxels"]``): ``(means, vars_, feats, perturbed_means)`` for
+    :func:`calibrate`; ``perturbed_means`` (the contrast augmentation drawn from a seed derived
+    from ``seed_val``) only when ``perturbed``, else None."""
+    shift = int(settings.get("tta_shift_voxels", 0))
+    means, vars_, feats = predict_members(nets, val, config, shift_voxels=shift, settings=settings)
+    pert = None
+    if perturbed:
+        pert = predict_members(nets, val, config, shift_voxels=shift, settings=settings,
+                               perturb_seed=settings["seed_val"] * 7919)[0]
+    return means, vars_, feats, pert
+
+
 def calibrate(means, vars_, feats, ages, coverage: float = 0.9, perturbed_means=None,
               linear: tuple[float, float] | None = None) -> dict:
     """Calibration on validation data.
@@ -367,18 +380,16 @@ def calibrate(means, vars_, feats, ages, coverage: float = 0.9, perturbed_means=
     intercept, slope = linear if linear is not None else np.linalg.lstsq(A, ages, rcond=None)[0]
     cal = intercept + slope * ens
     sd = np.sqrt(vars_.mean(0) + means.var(0)) * abs(slope)
-    extra = {}
+    sd_total, extra = sd, {}
     if perturbed_means is not None:
         cal_p = intercept + slope * perturbed_means.mean(0)
-        bands = []
-        for lo, hi in zip(SHIFT_BANDS[:-1], SHIFT_BANDS[1:]):
-            sel = (cal >= lo) & (cal < hi) if hi < SHIFT_BANDS[-1] else (cal >= lo)
-            if lo == SHIFT_BANDS[0]:
-                sel |= cal < lo
-            d_ = cal_p[sel] - cal[sel]
-            bands.append([lo, hi, float(np.sqrt(np.mean(d_ ** 2))) if d_.size else 0.0])
-        sd_p = np.sqrt(sd ** 2 + np.asarray([shift_sd(a, bands) ** 2 for a in cal]))
-        z = np.abs(cal_p - ages) / sd_p
+        # band of each calibrated age; ages outside 0-24 months take the nearest band
+        band = np.clip(np.searchsorted(SHIFT_BANDS, cal, side="right") - 1, 0, len(SHIFT_BANDS) - 2)
+        change = cal_p - cal
+        bands = [[lo, hi, float(np.sqrt(np.mean(change[band == k] ** 2))) if np.any(band == k) else 0.0]
+                 for k, (lo, hi) in enumerate(zip(SHIFT_BANDS[:-1], SHIFT_BANDS[1:]))]
+        sd_total = np.hypot(sd, np.asarray([b[2] for b in bands])[band])
+        z = np.abs(cal_p - ages) / sd_total
         extra = {"shift_sd_bands": bands,
                  "val_mae_perturbed_months": float(np.mean(np.abs(cal_p - ages)))}
     else:
@@ -396,8 +407,7 @@ def calibrate(means, vars_, feats, ages, coverage: float = 0.9, perturbed_means=
         "feature_mean": mu.tolist(),
         "feature_icov": icov.tolist(),
         "feature_distance_threshold": float(np.quantile(d, 0.99) * 2.0),
-        "sd_threshold_months": float(np.quantile(np.sqrt(sd ** 2 + np.asarray(
-            [shift_sd(a, extra.get("shift_sd_bands")) ** 2 for a in cal])), 0.99) * 1.5),
+        "sd_threshold_months": float(np.quantile(sd_total, 0.99) * 1.5),
         "val_mae_months": float(np.mean(np.abs(cal - ages))),
         "val_mae_uncalibrated_months": float(np.mean(np.abs(ens - ages))),
         "val_interval_coverage": float(np.mean(z <= np.quantile(z, coverage))),
@@ -434,14 +444,14 @@ def recalibrate_interval(bundle_dir: Path, cache: Path, shared: Path, *, n_val: 
     val = load_cohort(generate_cohort(Path(cache) / "val", n=n_val, seed=settings["seed_val"],
                                       strata=strata, **kw))
     torch.set_num_threads(max(1, nprocs))
+    # the augmentation the bundle predicts with (older bundles: mirror only)
     shift = int(meta.get("test_time_augmentation", {}).get("shift_voxels", 0))
     report = {}
     for config, spec in meta["configurations"].items():
-        nets = bundle.networks(config)
         old = spec["calibration"]
-        means, vars_, feats = predict_members(nets, val, config, shift_voxels=shift, settings=settings)
-        pert = predict_members(nets, val, config, shift_voxels=shift, settings=settings,
-                               perturb_seed=settings["seed_val"] * 7919)[0]
+        means, vars_, feats, pert = validation_predictions(
+            bundle.networks(config), val, config, dict(settings, tta_shift_voxels=shift),
+            perturbed=True)
         new = calibrate(means, vars_, feats, val["age"], perturbed_means=pert,
                         linear=(old["intercept"], old["slope"]))
         keep = ("interval_z", "shift_sd_bands", "val_mae_perturbed_months", "sd_threshold_months")
@@ -632,14 +642,9 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
         nets = members_from_states(
             config, [st for (cfg, _), (st, _) in zip(jobs, states) if cfg == config],
             settings["channels"])
-        means, vars_, feats = predict_members(nets, val, config,
-                                              shift_voxels=settings.get("tta_shift_voxels", 0),
-                                              settings=settings)
-        perturbed = None
-        if ((settings.get("input") or {}).get("augment")) == "contrast":
-            perturbed = predict_members(nets, val, config, settings=settings,
-                                        shift_voxels=settings.get("tta_shift_voxels", 0),
-                                        perturb_seed=settings.get("seed_val", 2) * 7919)[0]
+        means, vars_, feats, perturbed = validation_predictions(
+            nets, val, config, settings,
+            perturbed=(settings.get("input") or {}).get("augment") == "contrast")
         cal = calibrate(means, vars_, feats, val["age"], perturbed_means=perturbed)
         nets_by_config[config], calibrations[config] = nets, cal
         seconds[config] = [round(sec, 1) for (cfg, _), (_, sec) in zip(jobs, states) if cfg == config]

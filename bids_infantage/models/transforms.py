@@ -157,7 +157,8 @@ def model_input(image: np.ndarray, normalization: dict | None) -> np.ndarray:
     normalization : dict or None
         A bundle's ``normalization``; ``"intensity": "rank"`` applies
         :class:`RankStandardize` to each non-empty channel (``rank_erode_voxels``, default 1),
-        anything else returns the stack unchanged (bundles up to b332ce80).
+        anything else returns the stack unchanged (99th-percentile bundles, the
+        shipped default among them).
 
     Returns
     -------
