@@ -74,25 +74,18 @@ def main(argv=None) -> int:
     p.add_argument("--cache-dir", type=Path, help="training cache with train/ and val/ cohorts")
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from transfer import images, load, md
+    from transfer import cached_input, images, inputs_dir, load, md
 
     from bids_infantage.models.bundle import load_bundle
     from bids_infantage.models.preprocess import preprocess_session
-    from bids_infantage.models.training import sha256
 
     bundle = load_bundle()
-    inputs = args.out / "inputs" / sha256(bundle.reference_mask_path)[:12]
-    inputs.mkdir(parents=True, exist_ok=True)
+    inputs = inputs_dir(args.out, bundle)
     imgs = images(args.shared.resolve())
     feats, ages, fams, names = [], [], [], []
     for name, spec in imgs.items():
-        stored = inputs / f"{name}__none.npz"
-        if stored.exists():
-            image = np.load(stored)["image"]
-        else:
-            s = preprocess_session(load(spec["T1w"]), load(spec["T2w"]), reference_mask=bundle.reference_mask())
-            image = s["image"]
-            np.savez_compressed(stored, image=image, volume_ml=s["volume_ml"])
+        image = cached_input(inputs, name, None, lambda spec=spec: preprocess_session(
+            load(spec["T1w"]), load(spec["T2w"]), reference_mask=bundle.reference_mask()))["image"]
         feats.append(features(image))
         ages.append(spec["age"])
         fams.append(spec["family"])

@@ -263,6 +263,31 @@ def probed(t1, t2, probe: str | None):
     return apply(t1), apply(t2), None
 
 
+def inputs_dir(out: Path, bundle) -> Path:
+    """Folder of the preprocessed probe inputs under ``--out``: one per reference mask, since
+    the stacks depend on the preprocessing and the reference, not on the networks."""
+    from bids_infantage.models.training import sha256
+
+    return out / "inputs" / sha256(bundle.reference_mask_path)[:12]
+
+
+def cached_input(inputs: Path, name: str, probe: str | None, compute) -> dict:
+    """``{"image", "volume_ml"}`` of an image under a probe (None: unprobed) from
+    ``inputs/<name>__<probe>.npz``, or from ``compute()`` (a ``preprocess_session`` result),
+    then stored (written to a temporary file and renamed, so an interrupted run leaves none
+    half-written)."""
+    stored = inputs / f"{name}__{(probe or 'none').replace(' ', '_')}.npz"
+    if stored.exists():
+        z = np.load(stored)
+        return {"image": z["image"], "volume_ml": float(z["volume_ml"])}
+    s = compute()
+    inputs.mkdir(parents=True, exist_ok=True)
+    tmp = stored.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, image=s["image"], volume_ml=s["volume_ml"])
+    tmp.replace(stored)
+    return {"image": s["image"], "volume_ml": float(s["volume_ml"])}
+
+
 def predict_all(bundle, image, volume, configs) -> dict:
     keys = ("age", "lower", "upper", "out_of_range", "flags")
     return {c: {k: v for k, v in bundle.predict(image, volume, c, saliency=False).items() if k in keys}
@@ -281,7 +306,16 @@ def run_inprocess(bundle, imgs: dict, names, probes, configs, bcp_volume, cache:
     res = json.loads(cache.read_text()) if cache.exists() else {}
     ref = bundle.reference_mask()
     for name in names:
-        t1 = t2 = None
+        loaded = {}  # the image pair, read once per image and only when a probe needs it
+
+        def compute(probe=None, name=name, loaded=loaded):
+            if not loaded:
+                loaded["t1"], loaded["t2"] = load(imgs[name]["T1w"]), load(imgs[name]["T2w"])
+                assert loaded["t1"].GetSize() == loaded["t2"].GetSize(), f"{name}: T1w and T2w grids differ"
+            p1, p2, op = probed(loaded["t1"], loaded["t2"], probe)
+            with patched_mask(op):
+                return preprocess_session(p1, p2, reference_mask=ref)
+
         for probe in [None, *probes]:
             key = probe or "none"
             have = res.get(name, {}).get(key)
@@ -289,21 +323,7 @@ def run_inprocess(bundle, imgs: dict, names, probes, configs, bcp_volume, cache:
             if have and all(c in have["pred"] for c in configs) and (not mask_probe or "same_volume" in have):
                 continue
             t0 = time.time()
-            if t1 is None and not (inputs / f"{name}__{key.replace(' ', '_')}.npz").exists():
-                t1, t2 = load(imgs[name]["T1w"]), load(imgs[name]["T2w"])
-                assert t1.GetSize() == t2.GetSize(), f"{name}: T1w and T2w grids differ"
-            stored = inputs / f"{name}__{key.replace(' ', '_')}.npz"
-            if stored.exists():  # preprocessed once for every bundle with this reference
-                z = np.load(stored)
-                s = {"image": z["image"], "volume_ml": float(z["volume_ml"])}
-            else:
-                p1, p2, op = probed(t1, t2, probe)
-                with patched_mask(op):
-                    s = preprocess_session(p1, p2, reference_mask=ref)
-                inputs.mkdir(parents=True, exist_ok=True)
-                tmp = stored.with_suffix(".tmp.npz")
-                np.savez_compressed(tmp, image=s["image"], volume_ml=s["volume_ml"])
-                tmp.replace(stored)
+            s = cached_input(inputs, name, probe, lambda: compute(probe))
             rec = {"volume_ml": s["volume_ml"], "pred": predict_all(bundle, s["image"], s["volume_ml"], configs)}
             if mask_probe:  # the image route alone: volume input held at the unprobed volume
                 rec["same_volume"] = predict_all(bundle, s["image"], res[name]["none"]["volume_ml"], configs)
@@ -400,9 +420,7 @@ def main(argv=None) -> int:
         return 0
 
     # (b) probes, in-process
-    from bids_infantage.models.training import sha256
-
-    inputs = args.out / "inputs" / sha256(bundle.reference_mask_path)[:12]
+    inputs = inputs_dir(args.out, bundle)
     res = run_inprocess(bundle, imgs, names, probes, configs,
                         lambda age: volume_norm(volumes, age)[0], out / "results.json", inputs)
     cli_diff = [abs(res[n]["none"]["pred"][c]["age"] - float(rows[c][f"unc{n[4:]}"]["predicted_age_months"]))
