@@ -80,6 +80,39 @@ def test_bundle_sha256_mismatch_is_caught(tmp_path):
         ModelBundle(dst)
 
 
+def test_bundle_integrity_cannot_be_bypassed(tmp_path, monkeypatch):
+    """#19 item 7: a bundle must list the sha256 of every file it loads; the packaged default
+    is pinned by its bundle.json sha256; an edited copy does not carry the default's name."""
+    import bids_infantage.models.bundle as mb
+    from bids_infantage.models.bundle import DEFAULT_BUNDLE_SHA256, DEFAULT_MODEL, ModelBundle
+    from bids_infantage.utils.errors import ModelBundleError
+
+    packaged = ModelBundle(mb.resolve_bundle(None))
+    assert packaged.sha256 == DEFAULT_BUNDLE_SHA256 and packaged.name == DEFAULT_MODEL
+
+    dst = tmp_path / "bundle"
+    shutil.copytree(mb.resolve_bundle(None), dst)
+    meta = json.loads((dst / "bundle.json").read_text())
+    edited = dict(meta, age_range_months=[0, 36])  # an edit that keeps every file's sha256
+    (dst / "bundle.json").write_text(json.dumps(edited))
+    copy = ModelBundle(dst)
+    assert copy.sha256 != DEFAULT_BUNDLE_SHA256
+    assert copy.name == f"custom-{copy.sha256[:12]}"
+    for files in ({}, None, {k: v for k, v in meta["files_sha256"].items() if k != "t2w.safetensors"}):
+        broken = dict(meta)
+        if files is None:
+            broken.pop("files_sha256")
+        else:
+            broken["files_sha256"] = files
+        (dst / "bundle.json").write_text(json.dumps(broken))
+        with pytest.raises(ModelBundleError, match="files_sha256"):
+            ModelBundle(dst)
+    # the packaged folder itself, edited: refused, with the fix
+    monkeypatch.setattr(mb, "DEFAULT_BUNDLE_SHA256", "0" * 64)
+    with pytest.raises(ModelBundleError, match="packaged default model was modified.*reinstall"):
+        ModelBundle(mb.resolve_bundle(None))
+
+
 def test_bundle_shape_mismatch_is_caught(tmp_path):
     from bids_infantage.models.bundle import ModelBundle, resolve_bundle
     from bids_infantage.utils.errors import ModelBundleError

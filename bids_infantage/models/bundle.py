@@ -1,9 +1,11 @@
 """Model bundles: safetensors weights + ``bundle.json`` + the reference brain mask.
 
 A bundle is a folder. ``--model NAME`` looks in ``bids_infantage/data/models/NAME``;
-``--model PATH`` takes a folder with ``bundle.json``. Loading checks the sha256 of every
-file listed in ``files_sha256`` and the tensor shapes, and fails with
-:class:`~bids_infantage.utils.errors.ModelBundleError` naming the file on a mismatch.
+``--model PATH`` takes a folder with ``bundle.json``. Loading requires ``files_sha256`` to
+list every file the bundle loads (weights and reference mask), checks each sha256 and the
+tensor shapes, and fails with :class:`~bids_infantage.utils.errors.ModelBundleError` naming
+the file on a mismatch. The packaged default is also checked against
+:data:`DEFAULT_BUNDLE_SHA256`, pinned here; another bundle never carries the default's name.
 """
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ from ..utils.errors import ModelBundleError
 from .transforms import CONFIGURATIONS, model_input, tta_batch, volume_feature
 
 DEFAULT_MODEL = "infantage-default"
+#: sha256 of the packaged default's ``bundle.json`` (which holds the sha256 of its weights):
+#: update it together with the bundle when the default model is retrained
+DEFAULT_BUNDLE_SHA256 = "335a5b3a4016621ef0cd9b97c62e2bf968e0da93c529882d418db565afed8339"
 #: |z| of brain volume against the BCP norm at the predicted age beyond which a flag is raised
 VOLUME_Z_MAX = 2.5
 #: Months beyond the model's age range (predicted or chronological age) that raise the
@@ -100,21 +105,60 @@ class ModelBundle:
         except (OSError, ValueError) as exc:
             raise ModelBundleError(f"{meta_path}: cannot be read ({exc}); reinstall the model.") from None
         self.sha256 = _sha256(meta_path)
+        self.is_default = self.sha256 == DEFAULT_BUNDLE_SHA256
         if verify:
-            for name, digest in self.meta.get("files_sha256", {}).items():
-                path = self.folder / name
-                if not path.is_file():
-                    raise ModelBundleError(f"{path}: missing from the model bundle; reinstall it.")
-                if _sha256(path) != digest:
-                    raise ModelBundleError(
-                        f"{path}: sha256 does not match bundle.json (corrupted or replaced); "
-                        "reinstall the package or retrain with bids-infantage-train."
-                    )
+            self._verify(meta_path)
         self._nets: dict = {}
+
+    def _verify(self, meta_path: Path) -> None:
+        """Check the bundle's integrity (see the module docstring).
+
+        Raises
+        ------
+        ModelBundleError
+            The packaged default differs from :data:`DEFAULT_BUNDLE_SHA256`; ``files_sha256``
+            is missing or does not list a file the bundle loads; a file is missing or its
+            sha256 differs.
+        """
+        from ..utils.data import data_path
+
+        packaged = (data_path("models") / DEFAULT_MODEL).resolve()
+        if self.folder.resolve() == packaged and not self.is_default:
+            raise ModelBundleError(
+                f"{meta_path}: the packaged default model was modified (bundle.json sha256 "
+                f"{self.sha256[:12]}, expected {DEFAULT_BUNDLE_SHA256[:12]}); reinstall "
+                "bids-infantage, or train into another folder (--out) and pass it with --model.")
+        listed = self.meta.get("files_sha256")
+        if not isinstance(listed, dict) or not listed:
+            raise ModelBundleError(
+                f"{meta_path}: no files_sha256 (the sha256 of every file the bundle loads); "
+                "use a bundle written by bids-infantage-train.")
+        needed = [self.meta.get("geometry", {}).get("reference")]
+        needed += [c.get("file") for c in self.meta.get("configurations", {}).values()]
+        unlisted = sorted(n for n in needed if n and n not in listed)
+        if unlisted:
+            raise ModelBundleError(
+                f"{meta_path}: files_sha256 does not list {', '.join(unlisted)}; use a bundle "
+                "written by bids-infantage-train.")
+        for name, digest in listed.items():
+            path = self.folder / name
+            if not path.is_file():
+                raise ModelBundleError(f"{path}: missing from the model bundle; reinstall it.")
+            if _sha256(path) != digest:
+                raise ModelBundleError(
+                    f"{path}: sha256 does not match bundle.json (corrupted or replaced); "
+                    "reinstall the package or retrain with bids-infantage-train."
+                )
 
     @property
     def name(self) -> str:
-        return self.meta["name"]
+        """The bundle's name as written in the outputs: ``bundle.json``'s ``name``, except that
+        a bundle calling itself :data:`DEFAULT_MODEL` without being it (another sha256) is
+        named ``custom-<sha256[:12]>``."""
+        name = self.meta["name"]
+        if name == DEFAULT_MODEL and not self.is_default:
+            return f"custom-{self.sha256[:12]}"
+        return name
 
     @property
     def reference_mask_path(self) -> Path:
