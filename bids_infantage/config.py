@@ -48,10 +48,7 @@ class Config:
     def plugin_settings(self) -> dict:
         """Nipype plugin and its arguments (MultiProc by default, or from ``--plugin-file``)."""
         if self.plugin_file:
-            import yaml
-
-            settings = yaml.safe_load(Path(self.plugin_file).read_text()) or {}
-            settings.setdefault("plugin", "MultiProc")
+            settings = read_plugin_file(self.plugin_file)
             settings.setdefault("plugin_args", {})
             if settings["plugin"] == "MultiProc":  # command-line values unless the file sets them
                 settings["plugin_args"].setdefault("n_procs", self.nprocs)
@@ -66,3 +63,43 @@ class Config:
         if self.mem_gb:
             args["memory_gb"] = self.mem_gb
         return {"plugin": "MultiProc", "plugin_args": args}
+
+
+def read_plugin_file(path) -> dict:
+    """Read a ``--plugin-file`` (YAML: ``plugin``, a Nipype plugin name without ``Plugin``, and
+    ``plugin_args``, a mapping; plain YAML only, ``yaml.safe_load``, no Python tags).
+
+    Returns
+    -------
+    dict
+        ``{"plugin": str, "plugin_args": dict}`` (MultiProc when ``plugin`` is absent).
+
+    Raises
+    ------
+    InputError
+        Unreadable or unsafe YAML, not a mapping, or a plugin Nipype does not have.
+    """
+    import yaml
+    from nipype.pipeline import plugins
+
+    from .utils.errors import InputError
+
+    try:
+        settings = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise InputError(f"--plugin-file {path}: not plain YAML ({first}); write only "
+                         "'plugin: NAME' and a 'plugin_args:' mapping, without !!python tags.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"--plugin-file {path}: cannot be read ({exc}).") from None
+    if not isinstance(settings, dict) or not isinstance(settings.get("plugin_args", {}) or {}, dict):
+        raise InputError(f"--plugin-file {path}: must be a mapping with 'plugin: NAME' and a "
+                         "'plugin_args:' mapping.")
+    settings["plugin"] = str(settings.get("plugin") or "MultiProc")
+    settings["plugin_args"] = dict(settings.get("plugin_args") or {})
+    if not hasattr(plugins, settings["plugin"] + "Plugin"):
+        known = sorted(n[:-len("Plugin")] for n in dir(plugins) if n.endswith("Plugin"))
+        raise InputError(f"--plugin-file {path}: unknown Nipype plugin '{settings['plugin']}'; "
+                         f"use one of {', '.join(known)}.")
+    return settings
+

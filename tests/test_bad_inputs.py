@@ -625,3 +625,136 @@ def test_second_run_into_the_same_output_is_refused(tmp_path, bids_root, capsys)
                "--skip-bids-validation", "--participant-label", "zz"])
     assert rc == 2 and "another bids-infantage run" not in capsys.readouterr().err
     assert not (out / LOCK_NAME).exists()
+
+
+# --------------------------------------------------------------------------------------------
+# #19 items 8 and 9: one-line errors (exit 2) instead of tracebacks; unchecked values
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("option, value, fix", [
+    ("--nprocs", "0", "give 1 or more processes"),
+    ("--omp-nthreads", "0", "give 1 or more threads"),
+    ("--mem-gb", "-1", "give the memory in GB"),
+    ("--nprocs", "two", "give 1 or more processes"),
+])
+def test_resource_values_must_be_positive(tmp_path, bids_root, capsys, option, value, fix):
+    parser_error(capsys, [bids_root, tmp_path / "out", "participant", "-w", tmp_path / "work",
+                          option, value], option, repr(value), fix)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "above"])
+def test_work_dir_and_output_dir_must_not_overlap(tmp_path, bids_root, capsys, where):
+    out = tmp_path / "out"
+    work = {"same": out, "inside": out / "work", "above": tmp_path}[where]
+    parser_error(capsys, [bids_root, out, "participant", "-w", work],
+                 str(work), "overlap", "choose a separate -w")
+    assert not out.exists()
+
+
+def test_work_dir_cannot_be_created(tmp_path, bids_root, capsys):
+    """A read-only work folder used to end in a traceback (OSError on nipype-config); a
+    folder below a regular file cannot be created, even by root."""
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    work = afile / "work"
+    parser_error(capsys, [bids_root, tmp_path / "out", "participant", "-w", work],
+                 str(work), "cannot be written", "(-w)")
+    assert not (tmp_path / "out").exists()  # the output folder this run created is not left
+
+
+@pytest.mark.parametrize("content, fragments", [
+    ("plugin: !!python/object/apply:os.system ['echo pwned']\n", ("not plain YAML", "!!python")),
+    ("plugin: MultiProcess\nplugin_args: {n_procs: 2}\n", ("unknown Nipype plugin 'MultiProcess'", "SLURM")),
+    ("- MultiProc\n", ("must be a mapping",)),
+    ("plugin: SLURM\nplugin_args: [1, 2]\n", ("must be a mapping",)),
+])
+def test_plugin_file_is_plain_yaml_with_a_known_plugin(tmp_path, bids_root, capsys, content, fragments):
+    plugin = tmp_path / "plugin.yml"
+    plugin.write_text(content)
+    parser_error(capsys, [bids_root, tmp_path / "out", "participant", "-w", tmp_path / "work",
+                          "--plugin-file", plugin], str(plugin), *fragments)
+    assert not (tmp_path / "out").exists()
+
+
+def test_plugin_file_accepted(tmp_path):
+    from bids_infantage.config import read_plugin_file
+
+    path = tmp_path / "plugin.yml"
+    path.write_text("plugin: SLURMGraph\nplugin_args:\n  sbatch_args: --time=2:00:00\n")
+    assert read_plugin_file(path) == {"plugin": "SLURMGraph",
+                                      "plugin_args": {"sbatch_args": "--time=2:00:00"}}
+    path.write_text("plugin_args: {n_procs: 2}\n")
+    assert read_plugin_file(path)["plugin"] == "MultiProc"
+
+
+def _run_main(capsys, argv) -> tuple[int, list[str]]:
+    from bids_infantage.cli.run import main
+
+    rc = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    return rc, [ln for ln in err.splitlines() if "error:" in ln or "Traceback" in ln]
+
+
+def test_malformed_sidecar_json(tmp_path, capsys):
+    """With --skip-bids-validation a broken sidecar used to give 40 lines from pybids and an
+    empty output folder: now one line naming the sidecar, exit 2, no folder left."""
+    root = make_bids(tmp_path, images=False)
+    sidecar = root / "sub-01" / "anat" / "sub-01_T1w.json"
+    sidecar.write_text('{"SkullStripped": true,')
+    out = tmp_path / "out"
+    rc, errors = _run_main(capsys, [root, out, "participant", "-w", tmp_path / "work",
+                                    "--skip-bids-validation"])
+    assert rc == 2 and len(errors) == 1, errors
+    assert_one_line(errors[0], str(sidecar), "is not valid JSON", "fix or remove this sidecar")
+    assert not out.exists()
+
+
+def _degenerate(path: Path, **fields) -> Path:
+    """A valid 24^3 brain at 3 mm whose header fields are then overwritten in place."""
+    import io
+
+    make_brain(path, shape=(24, 24, 24), zooms=(3.0, 3.0, 3.0))
+    img = nb.load(str(path))
+    plain = path.with_suffix("")  # .nii: the header is the file's first 348 bytes
+    nb.save(img, str(plain))
+    raw = bytearray(plain.read_bytes())
+    hdr = nb.Nifti1Header.from_fileobj(io.BytesIO(bytes(raw)))
+    for key, value in fields.items():
+        hdr._structarr[key] = value
+    buf = io.BytesIO()
+    hdr.write_to(buf)
+    raw[:348] = buf.getvalue()[:348]
+    path.unlink()
+    with gzip.open(path, "wb") as fh:
+        fh.write(bytes(raw))
+    plain.unlink()
+    return path
+
+
+DEGENERATE = {
+    "sform-zero-scale": dict(srow_x=[0.0, 0.0, 0.0, 0.0], pixdim=[1, 0, 3, 3, 1, 1, 1, 1]),
+    "sform-nan": dict(srow_y=[0.0, np.nan, 0.0, 0.0]),
+    "qform-nan": dict(sform_code=0, qform_code=1, quatern_b=np.nan),
+    "qform-zero-scale": dict(sform_code=0, qform_code=1, pixdim=[1, 3, 0, 3, 1, 1, 1, 1]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DEGENERATE))
+def test_degenerate_affine_is_refused_with_the_file_name(tmp_path, case):
+    path = _degenerate(tmp_path / "sub-01_T1w.nii.gz", **DEGENERATE[case])
+    raise_input_error(lambda: load_validated(path), str(path), "is degenerate",
+                      "fslorient -copyqform2sform")
+
+
+def test_degenerate_affine_stops_the_run_before_anything_is_written(tmp_path, capsys):
+    """The header pre-flight (check_header) refuses the run before the workflow starts:
+    exit 2, one line naming the file, and nothing written (not half a set of outputs)."""
+    root = make_bids(tmp_path)
+    t2w = root / "sub-01" / "anat" / "sub-01_T2w.nii.gz"
+    _degenerate(t2w, **DEGENERATE["sform-nan"])
+    out = tmp_path / "out"
+    rc, errors = _run_main(capsys, [root, out, "participant", "-w", tmp_path / "work",
+                                    "--skip-bids-validation", "--nprocs", "1"])
+    assert rc == 2 and len(errors) == 1, errors
+    assert_one_line(errors[0], str(t2w), "is degenerate")
+    assert not out.exists()

@@ -244,7 +244,7 @@ def run_participant(config) -> int:
 
     from ..models.bundle import load_bundle
     from ..reports.core import generate_report
-    from ..utils.bids import chronological_age, collect_sessions
+    from ..utils.bids import chronological_age, collect_sessions, index_dataset
     from ..workflows.base import init_bids_infantage_wf
 
     t0 = time.time()
@@ -253,9 +253,7 @@ def run_participant(config) -> int:
         _start_worker_forkserver()  # imports on the other core while this one indexes the dataset
     if not config.skip_bids_validation:
         run_bids_validator(config.bids_dir)
-    from bids import BIDSLayout
-
-    layout = BIDSLayout(str(config.bids_dir), validate=False)
+    layout = index_dataset(config.bids_dir)
     units = collect_sessions(layout, config.participant_label, config.session_label)
     for unit in units:
         source = unit["t2w"] or unit["t1w"]
@@ -264,6 +262,12 @@ def run_participant(config) -> int:
         unit["masks"] = find_precomputed_masks(config.derivatives, unit)
     LOGGER.info("%d subject/session(s): %s", len(units),
                 ", ".join(f"sub-{u['subject']}" + (f"_ses-{u['session']}" if u['session'] else "") for u in units))
+    from ..interfaces.images import check_header
+
+    for unit in units:  # a degenerate header stops the run before anything is written (exit 2)
+        for key in ("t1w", "t2w"):
+            if unit[key]:
+                check_header(unit[key])
     bundle = load_bundle(config.model)
     for unit in units:  # fail early (exit 2) when --modality cannot serve a session
         bundle.choose_configuration(
@@ -339,7 +343,7 @@ def main(argv=None) -> int:
     from .. import __version__
     from ..config import Config
     from ..utils.errors import InputError, ModelBundleError
-    from .parser import parse_args
+    from .parser import parse_args, remove_if_empty
 
     opts = parse_args(argv)
     # threads per process for OpenMP and ITK (SimpleITK): MultiProc runs --nprocs processes, so
@@ -369,22 +373,29 @@ def main(argv=None) -> int:
                      "(lock %s); wait for it to finish, or choose another output folder.",
                      config.output_dir, config.output_dir / LOCK_NAME)
         return 2
+    rc = 1
     try:
         if config.output_dir.is_dir():
             stale = remove_partials(config.output_dir)
             if stale:
                 LOGGER.info("removed %d partial file(s) left by an interrupted run", len(stale))
         if config.analysis_level == "group":
-            return run_group_level(config)
-        return run_participant(config)
+            rc = run_group_level(config)
+        else:
+            rc = run_participant(config)
+        return rc
     except (InputError, ModelBundleError) as exc:
         LOGGER.error("error: %s", exc)
-        return 2
+        rc = 2
+        return rc
     except KeyboardInterrupt:
         LOGGER.error("interrupted; rerun with the same -w to resume from the cache")
-        return 130
+        rc = 130
+        return rc
     finally:
         release_output_lock(lock)
+        if rc != 0 and getattr(opts, "output_created", False):
+            remove_if_empty(config.output_dir)  # a failed first run leaves no empty folder
 
 
 #: Lock file of a run in its output folder (removed when the run ends)

@@ -74,6 +74,77 @@ def fill_nonfinite(data: np.ndarray, finite: np.ndarray | None = None) -> np.nda
     return np.asarray(data[tuple(idx)], np.float32)
 
 
+def check_affine(img, path) -> None:
+    """Refuse a NIfTI image whose voxel-to-world mapping is degenerate.
+
+    Checks the header's sform (when ``sform_code`` > 0) and qform (when ``qform_code`` > 0)
+    fields for NaN/Inf, and the affine nibabel derives from them for NaN/Inf and a zero
+    scale (|det| of the 3x3 part below 1e-6 mm^3; nibabel silently replaces zero voxel sizes
+    by 1 mm).
+
+    Parameters
+    ----------
+    img : nibabel.Nifti1Image or Nifti2Image
+        Image (only the header is read).
+    path : str or Path
+        File named in the error.
+
+    Raises
+    ------
+    InputError
+        Degenerate sform, qform or affine.
+    """
+    hdr = img.header
+    try:  # the header as stored: nibabel's checks on load replace a zero pixdim by 1
+        from nibabel.openers import ImageOpener
+
+        with ImageOpener(img.get_filename()) as fobj:
+            hdr = type(img.header).from_fileobj(fobj, check=False)
+    except Exception:  # noqa: BLE001 - in-memory image, or a header nibabel reads only fixed
+        pass
+    bad = []
+    try:
+        if int(hdr["sform_code"]) > 0:
+            srow = np.concatenate([hdr["srow_x"], hdr["srow_y"], hdr["srow_z"]]).astype(float)
+            if not np.all(np.isfinite(srow)) or abs(np.linalg.det(srow.reshape(3, 4)[:, :3])) < 1e-6:
+                bad.append("sform")
+        if int(hdr["qform_code"]) > 0:
+            q = [hdr[k] for k in ("quatern_b", "quatern_c", "quatern_d",
+                                  "qoffset_x", "qoffset_y", "qoffset_z")]
+            q = np.asarray(q + list(hdr["pixdim"][1:4]), dtype=float)
+            if not np.all(np.isfinite(q)) or np.any(np.asarray(hdr["pixdim"][1:4]) == 0):
+                bad.append("qform")
+    except (KeyError, ValueError):  # not a NIfTI header (e.g. MINC): the affine check below
+        pass
+    affine = np.asarray(img.affine, dtype=float)
+    if not bad and (not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-6):
+        bad.append("affine")
+    if bad:
+        raise InputError(
+            f"{path}: the NIfTI header's {' and '.join(bad)} is degenerate (NaN/Inf or a zero "
+            "voxel scale); fix the header (re-export with dcm2niix, or copy a valid qform to the "
+            "sform, e.g. fslorient -copyqform2sform) and run again.")
+
+
+def check_header(path: str | Path) -> None:
+    """Pre-flight check of one input image's header (no voxel data read): refuse a
+    degenerate sform/qform (:func:`check_affine`) before anything is written. Files that
+    cannot be opened at all are left to :func:`load_validated`, which names the problem.
+
+    Raises
+    ------
+    InputError
+        Degenerate sform, qform or affine.
+    """
+    from ..utils.bids import resolve_link_file
+
+    try:
+        img = nb.load(str(resolve_link_file(Path(path))))
+    except Exception:  # reported by load_validated in the session's own node
+        return
+    check_affine(img, path)
+
+
 def load_validated(path: str | Path) -> tuple[nb.Nifti1Image, list[str]]:
     """Load a NIfTI image, check it is usable, and reorient it to RAS.
 
@@ -96,8 +167,9 @@ def load_validated(path: str | Path) -> tuple[nb.Nifti1Image, list[str]]:
     Raises
     ------
     InputError
-        Missing file or link target, unreadable or truncated file, not NIfTI, 4D with several
-        volumes, all-zero image, or voxel size missing. The message names the file and says what to do.
+        Missing file or link target, unreadable or truncated file, not NIfTI, degenerate
+        sform/qform (:func:`check_affine`), 4D with several volumes, all-zero image, or voxel
+        size missing. The message names the file and says what to do.
     """
     from ..utils.bids import resolve_link_file
 
@@ -116,7 +188,10 @@ def load_validated(path: str | Path) -> tuple[nb.Nifti1Image, list[str]]:
         )
     try:
         img = nb.load(str(target))
+        check_affine(img, path)
         data = np.asanyarray(img.dataobj)
+    except InputError:
+        raise
     except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
         raise InputError(
             f"{path}: cannot be read ({exc.__class__.__name__}: {_first_line(exc)}); the file is "

@@ -163,6 +163,39 @@ def _skull_stripped(layout, path: str) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
+def index_dataset(bids_dir: str | Path):
+    """Index a BIDS dataset with pybids (``BIDSLayout``, no validation: bids-validator-deno
+    does that).
+
+    Raises
+    ------
+    InputError
+        A JSON sidecar cannot be decoded (the message names it), or pybids cannot index the
+        folder for another reason (its first line).
+    """
+    import re
+
+    from bids import BIDSLayout
+
+    try:
+        return BIDSLayout(str(bids_dir), validate=False)
+    except Exception as exc:  # pybids raises OSError, ValueError, BIDSValidationError, ...
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        found = re.search(r"decode JSON from file <\w+ filename='([^']+)'>", text)
+        if found:
+            reason = ""
+            try:
+                json.loads(Path(found.group(1)).read_text())
+            except ValueError as err:
+                reason = f" ({err})"
+            except OSError:
+                pass
+            raise InputError(f"{found.group(1)}: is not valid JSON{reason}; fix or remove this "
+                             "sidecar and run again.") from None
+        raise InputError(f"{bids_dir}: pybids cannot index the dataset ({text}); fix it (run "
+                         "bids-validator-deno for details) and run again.") from None
+
+
 def collect_sessions(layout, participant_labels=None, session_labels=None) -> list[dict]:
     """Subject/session units with their T1w and T2w files.
 
