@@ -199,3 +199,52 @@ def test_t1w_and_t2w_that_do_not_overlap_are_brought_together(tmp_path, make_bra
     assert not (sitk.GetArrayFromImage(resample_like(moving, fixed)) > 0).any()  # no overlap before
     dice = 2 * (moved & ref).sum() / (moved.sum() + ref.sum())
     assert dice > 0.9
+
+
+# --------------------------------------------------------------------------- interruption
+@pytest.mark.parametrize("nprocs, signame, to_group", [
+    ("1", "SIGINT", True),   # Ctrl-C in a terminal: the whole foreground process group
+    ("2", "SIGINT", True),
+    ("2", "SIGTERM", False),  # SLURM's time limit / kill: the main process
+])
+def test_interrupted_run_prints_one_line_and_exits_130(tmp_path, make_bids, make_brain,
+                                                        nprocs, signame, to_group):
+    """#19 item 3: Ctrl-C or SIGTERM during the workflow ends the run with one line, exit
+    130, no traceback and no crash file (Nipype used to record a KeyboardInterrupt as a failed
+    node and go on, and MultiProc workers printed tracebacks); the lock is released; a rerun
+    with the same -w finishes (once: the reruns take most of the time)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = make_bids(tmp_path, {s: {"age": 6} for s in ("a", "b")}, images=False)
+    for sub in ("a", "b"):
+        for suffix in ("T1w", "T2w"):
+            make_brain(root / f"sub-{sub}" / "anat" / f"sub-{sub}_{suffix}.nii.gz")
+    out, work = tmp_path / "out", tmp_path / "work"
+    cmd = [sys.executable, "-m", "bids_infantage.cli.run", str(root), str(out), "participant",
+           "-w", str(work), "--nprocs", nprocs, "--skip-bids-validation"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    lines = []
+    for line in proc.stdout:  # wait until the workflow runs, then a little into it
+        lines.append(line)
+        if "running with" in line:
+            break
+    time.sleep(2.0)
+    sig = getattr(signal, signame)
+    os.killpg(proc.pid, sig) if to_group else proc.send_signal(sig)
+    rest, _ = proc.communicate(timeout=60)
+    console = "".join(lines) + rest
+    assert proc.returncode == 130, console
+    interrupted = [ln for ln in console.splitlines() if "interrupted" in ln]
+    assert interrupted == [f"bids-infantage: interrupted ({signame}); rerun with the same -w "
+                           "to resume from the cache"], console
+    assert "Traceback" not in console and "Summary" not in console, console
+    assert not list(out.rglob("crash-*")) and not list(out.rglob("*.partial"))
+    assert not (out / ".bids-infantage.lock").exists()
+    if nprocs == "1":
+        rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert rerun.returncode == 0, rerun.stderr
+        assert all((out / f"sub-{s}" / "anat" / f"sub-{s}_brainage.tsv").is_file() for s in "ab")

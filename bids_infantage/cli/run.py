@@ -70,11 +70,12 @@ def _interface_modules() -> tuple[str, ...]:
 
 
 #: Modules imported once by the MultiProc forkserver, so that each worker forked from it has
-#: them already: niworkflows' sink module builds TemplateFlow's layout at import (4.8 s with
+#: them already: the workers' signal dispositions (:mod:`.worker_signals`); niworkflows' sink module builds TemplateFlow's layout at import (4.8 s with
 #: the default ~/.cache/templateflow skeleton of 2,540 files), which every worker otherwise
 #: repeats; then SimpleITK and every module of ``bids_infantage.interfaces`` (torch is
 #: imported only inside the network node).
-WORKER_PRELOAD = ("niworkflows.interfaces.bids", "SimpleITK", *_interface_modules())
+WORKER_PRELOAD = ("bids_infantage.cli.worker_signals", "niworkflows.interfaces.bids", "SimpleITK",
+                  *_interface_modules())
 
 
 def _start_worker_forkserver() -> None:
@@ -374,6 +375,7 @@ def main(argv=None) -> int:
                      config.output_dir, config.output_dir / LOCK_NAME)
         return 2
     rc = 1
+    previous = install_interrupt_handlers(config.output_dir, lock, getattr(opts, "output_created", False))
     try:
         if config.output_dir.is_dir():
             stale = remove_partials(config.output_dir)
@@ -393,9 +395,91 @@ def main(argv=None) -> int:
         rc = 130
         return rc
     finally:
+        restore_signal_handlers(previous)
         release_output_lock(lock)
         if rc != 0 and getattr(opts, "output_created", False):
             remove_if_empty(config.output_dir)  # a failed first run leaves no empty folder
+
+
+#: Signals that stop a run like Ctrl-C: SIGINT (Ctrl-C) and SIGTERM (SLURM's time limit, kill)
+INTERRUPT_SIGNALS = ("SIGINT", "SIGTERM")
+
+
+def install_interrupt_handlers(output_dir: Path, lock, output_created: bool) -> dict:
+    """Make SIGINT and SIGTERM end the run at once with one line and exit status 130.
+
+    Nipype turns an exception raised inside an interface (``KeyboardInterrupt`` included) into
+    a failed node with a crash file and goes on with the next node (Linear plugin), and each
+    MultiProc worker printed its own traceback. The handler (:func:`interrupt_handler`)
+    therefore does not raise: it stops the worker processes (psutil), removes the staging
+    files of copies cut short (:func:`~bids_infantage.utils.io.remove_partials`: no output is
+    left half-written) and the lock, prints "interrupted; rerun with the same -w to resume"
+    and leaves with ``os._exit(130)``, before Nipype can write a crash file. Nipype's cache
+    in the work folder keeps every finished node, so the rerun resumes.
+
+    Returns the previous handlers (for :func:`restore_signal_handlers`); none are installed
+    outside the main thread.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    handler = interrupt_handler(output_dir, lock, output_created)
+    previous = {}
+    for name in INTERRUPT_SIGNALS:
+        sig = getattr(signal, name)
+        previous[sig] = signal.signal(sig, handler)
+    return previous
+
+
+def restore_signal_handlers(previous: dict) -> None:
+    """Put back the handlers :func:`install_interrupt_handlers` replaced."""
+    import signal
+
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def interrupt_handler(output_dir: Path, lock, output_created: bool):
+    """The signal handler of :func:`install_interrupt_handlers` for one run."""
+    def handle(signum, frame):  # noqa: ARG001 - signal handler signature
+        import signal
+
+        import psutil
+
+        for sig in INTERRUPT_SIGNALS:  # a second Ctrl-C while cleaning up changes nothing
+            signal.signal(getattr(signal, sig), signal.SIG_IGN)
+        # the stopped workers break MultiProc's process pool, whose future callbacks log
+        # "exception calling callback ... BrokenProcessPool" with a traceback: not for users
+        logging.getLogger("concurrent.futures").disabled = True
+        try:
+            children = psutil.Process().children(recursive=True)
+            for child in children:
+                child.terminate()
+            _, alive = psutil.wait_procs(children, timeout=5)
+            for child in alive:
+                child.kill()
+        except psutil.Error:
+            pass
+        try:
+            remove_partials(output_dir)
+            release_output_lock(lock)
+            if output_created:
+                from .parser import remove_if_empty
+
+                remove_if_empty(output_dir)
+        except OSError:
+            pass
+        LOGGER.error("interrupted (%s); rerun with the same -w to resume from the cache",
+                     signal.Signals(signum).name)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(130)
+    return handle
 
 
 #: Lock file of a run in its output folder (removed when the run ends)
