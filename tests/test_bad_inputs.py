@@ -597,34 +597,58 @@ def test_valid_command_line_passes(tmp_path, bids_root):
     assert (tmp_path / "out").is_dir()
 
 
-def test_second_run_into_the_same_output_is_refused(tmp_path, bids_root, capsys):
-    """While a run holds the output folder's lock, another run exits 2 with one line and
-    writes nothing there (#19 item 6); a run that ends releases the lock and removes it."""
+def test_second_run_on_the_same_subject_is_refused(tmp_path, capsys):
+    """While a run holds a subject's lock, another run on that subject exits 2 with one line
+    and writes nothing (#19 item 6); a run on another subject shares the folder (a SLURM
+    array task per participant); a run that ends removes its locks."""
     from filelock import FileLock
 
-    from bids_infantage.cli.run import LOCK_NAME, main
+    from bids_infantage.cli.run import main
+    from bids_infantage.utils.locks import LOCK_DIR
 
+    root = make_bids(tmp_path, {"01": {"age": 6}, "02": {"age": 9}}, images=False)
     out = tmp_path / "out"
-    out.mkdir()
-    held = FileLock(str(out / LOCK_NAME))
+    (out / LOCK_DIR).mkdir(parents=True)
+    held = FileLock(str(out / LOCK_DIR / "sub-01.lock"))
     held.acquire(timeout=0)
+    base = [str(root), str(out), "participant", "-w", str(tmp_path / "work"), "--skip-bids-validation"]
     try:
         files = lambda: {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}  # noqa: E731
         before = files()
-        rc = main([str(bids_root), str(out), "participant", "-w", str(tmp_path / "work"),
-                   "--skip-bids-validation"])
-        err = capsys.readouterr().err
-        assert rc == 2
-        errors = [ln for ln in err.splitlines() if "error:" in ln]
-        assert len(errors) == 1 and "another bids-infantage run" in errors[0] and str(out) in errors[0]
-        assert files() == before  # (the folder's mtime moves: parse_args probes writability)
+        for labels in (["01"], ["01", "02"], []):  # [] = every participant
+            rc = main(base + (["--participant-label", *labels] if labels else []))
+            err = capsys.readouterr().err
+            assert rc == 2, err
+            errors = [ln for ln in err.splitlines() if "error:" in ln]
+            assert len(errors) == 1, err
+            assert_one_line(errors[0], str(out), "another bids-infantage run is writing sub-01 ",
+                            "wait for it to finish")
+            assert files() == before  # (the folder's mtime moves: parse_args probes writability)
+        # the other run's copies in progress: in its subject and at the shared top level
+        theirs = [out / "sub-01" / "anat" / ".sub-01_brainage.tsv.abc.partial",
+                  out / ".dataset_description.json.def.partial"]
+        for path in theirs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("half")
+        stale = out / "sub-02" / "anat" / ".sub-02_brainage.tsv.old.partial"  # ours, left over
+        stale.parent.mkdir(parents=True)
+        stale.write_text("half")
+        rc = main(base + ["--participant-label", "02", "--reports-only"])
+        assert rc == 0 and "another bids-infantage run" not in capsys.readouterr().err
+        assert all(path.exists() for path in theirs) and not stale.exists()
+        assert not (out / LOCK_DIR / "sub-02.lock").exists()
+        group = FileLock(str(out / LOCK_DIR / "group.lock"))
+        group.acquire(timeout=0)
+        rc = main([str(root), str(out), "group", "-w", str(tmp_path / "work")])
+        assert rc == 2 and "another bids-infantage run is writing group" in capsys.readouterr().err
+        group.release()
     finally:
         held.release()
-    # unlocked: the run proceeds (here to its own one-line error) and leaves no lock file
-    rc = main([str(bids_root), str(out), "participant", "-w", str(tmp_path / "work"),
-               "--skip-bids-validation", "--participant-label", "zz"])
+    # unlocked: the run proceeds (here to its own one-line error) and leaves no lock behind
+    rc = main(base + ["--participant-label", "zz"])
     assert rc == 2 and "another bids-infantage run" not in capsys.readouterr().err
-    assert not (out / LOCK_NAME).exists()
+    main(base + ["--participant-label", "01", "--reports-only"])
+    assert not (out / LOCK_DIR / "sub-01.lock").exists()
 
 
 # --------------------------------------------------------------------------------------------

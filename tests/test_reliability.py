@@ -243,7 +243,7 @@ def test_interrupted_run_prints_one_line_and_exits_130(tmp_path, make_bids, make
                            "to resume from the cache"], console
     assert "Traceback" not in console and "Summary" not in console, console
     assert not list(out.rglob("crash-*")) and not list(out.rglob("*.partial"))
-    assert not (out / ".bids-infantage.lock").exists()
+    assert not (out / ".bids-infantage-locks").exists()
     if nprocs == "1":
         rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         assert rerun.returncode == 0, rerun.stderr

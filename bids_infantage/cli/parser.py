@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from pathlib import Path
 
 from .. import __version__
@@ -157,9 +158,9 @@ def parse_args(argv=None):
     for folder, what in ((out, f"output folder {opts.output_dir}"), (opts.work_dir, f"work folder {opts.work_dir}")):
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            probe = folder / ".bids-infantage-write-test"
-            probe.write_text("")
-            probe.unlink()
+            fd, probe = tempfile.mkstemp(dir=folder, prefix=".bids-infantage-write-test.")
+            os.close(fd)  # a unique name: concurrent runs (SLURM array) probe at once
+            os.unlink(probe)
         except OSError as exc:
             if opts.output_created:
                 remove_if_empty(out)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from ..utils.io import atomic_write_text, remove_partials
+from ..utils.locks import OutputLocks
 
 LOGGER = logging.getLogger("bids_infantage")
 
@@ -239,8 +240,9 @@ def summarize(config, units, t0: float, run_start: float) -> int:
     return 1 if failed else 0
 
 
-def run_participant(config) -> int:
-    """Participant level: preprocess, predict, sink outputs, assemble reports."""
+def run_participant(config, locks: OutputLocks | None = None) -> int:
+    """Participant level: lock the subjects' outputs (``locks``, :func:`lock_outputs`),
+    preprocess, predict, sink outputs, assemble reports."""
     from nipype import config as ncfg
 
     from ..models.bundle import load_bundle
@@ -263,6 +265,7 @@ def run_participant(config) -> int:
         unit["masks"] = find_precomputed_masks(config.derivatives, unit)
     LOGGER.info("%d subject/session(s): %s", len(units),
                 ", ".join(f"sub-{u['subject']}" + (f"_ses-{u['session']}" if u['session'] else "") for u in units))
+    lock_outputs(locks or OutputLocks(config.output_dir), sorted({f"sub-{u['subject']}" for u in units}))
     from ..interfaces.images import check_header
 
     for unit in units:  # a degenerate header stops the run before anything is written (exit 2)
@@ -329,9 +332,12 @@ def _write_citation(output_dir: Path, workflow) -> None:
                   + " ".join(unique) + "\n")
 
 
-def run_group_level(config) -> int:
-    """Group level: cohort table, metrics, bias correction, plots and report."""
+def run_group_level(config, locks: OutputLocks | None = None) -> int:
+    """Group level: cohort table, metrics, bias correction, plots and report (the ``group``
+    lock held, :func:`lock_outputs`)."""
     from ..workflows.group import run_group
+
+    lock_outputs(locks or OutputLocks(config.output_dir), ["group"])
 
     result = run_group(config.output_dir, bias_correction_file=config.bias_correction)
     LOGGER.info("group outputs written to %s (report: %s)", config.output_dir,
@@ -368,23 +374,19 @@ def main(argv=None) -> int:
         bias_correction=opts.bias_correction, version=__version__,
     )
     _setup_logging(config.work_dir)
-    lock = output_lock(config.output_dir)
-    if lock is None:
-        LOGGER.error("error: %s: another bids-infantage run is writing into this output folder "
-                     "(lock %s); wait for it to finish, or choose another output folder.",
-                     config.output_dir, config.output_dir / LOCK_NAME)
-        return 2
+    locks = OutputLocks(config.output_dir)
     rc = 1
-    previous = install_interrupt_handlers(config.output_dir, lock, getattr(opts, "output_created", False))
+    previous = install_interrupt_handlers(locks, getattr(opts, "output_created", False))
     try:
-        if config.output_dir.is_dir():
-            stale = remove_partials(config.output_dir)
+        if config.output_dir.is_dir():  # top-level copies cut short (not a concurrent run's)
+            stale = remove_partials(config.output_dir, recursive=False, min_age_s=STALE_PARTIAL_S)
+            stale += remove_partials(config.output_dir / "logs", min_age_s=STALE_PARTIAL_S)
             if stale:
                 LOGGER.info("removed %d partial file(s) left by an interrupted run", len(stale))
         if config.analysis_level == "group":
-            rc = run_group_level(config)
+            rc = run_group_level(config, locks)
         else:
-            rc = run_participant(config)
+            rc = run_participant(config, locks)
         return rc
     except (InputError, ModelBundleError) as exc:
         LOGGER.error("error: %s", exc)
@@ -396,7 +398,7 @@ def main(argv=None) -> int:
         return rc
     finally:
         restore_signal_handlers(previous)
-        release_output_lock(lock)
+        locks.release()
         if rc != 0 and getattr(opts, "output_created", False):
             remove_if_empty(config.output_dir)  # a failed first run leaves no empty folder
 
@@ -405,15 +407,16 @@ def main(argv=None) -> int:
 INTERRUPT_SIGNALS = ("SIGINT", "SIGTERM")
 
 
-def install_interrupt_handlers(output_dir: Path, lock, output_created: bool) -> dict:
+def install_interrupt_handlers(locks: OutputLocks, output_created: bool) -> dict:
     """Make SIGINT and SIGTERM end the run at once with one line and exit status 130.
 
     Nipype turns an exception raised inside an interface (``KeyboardInterrupt`` included) into
     a failed node with a crash file and goes on with the next node (Linear plugin), and each
     MultiProc worker printed its own traceback. The handler (:func:`interrupt_handler`)
     therefore does not raise: it stops the worker processes (psutil), removes the staging
-    files of copies cut short (:func:`~bids_infantage.utils.io.remove_partials`: no output is
-    left half-written) and the lock, prints "interrupted; rerun with the same -w to resume"
+    files of copies cut short in the subjects it holds the locks of
+    (:func:`~bids_infantage.utils.io.remove_partials`: no output is left half-written) and the
+    locks, prints "interrupted; rerun with the same -w to resume"
     and leaves with ``os._exit(130)``, before Nipype can write a crash file. Nipype's cache
     in the work folder keeps every finished node, so the rerun resumes.
 
@@ -425,7 +428,7 @@ def install_interrupt_handlers(output_dir: Path, lock, output_created: bool) -> 
 
     if threading.current_thread() is not threading.main_thread():
         return {}
-    handler = interrupt_handler(output_dir, lock, output_created)
+    handler = interrupt_handler(locks, output_created)
     previous = {}
     for name in INTERRUPT_SIGNALS:
         sig = getattr(signal, name)
@@ -441,7 +444,7 @@ def restore_signal_handlers(previous: dict) -> None:
         signal.signal(sig, handler)
 
 
-def interrupt_handler(output_dir: Path, lock, output_created: bool):
+def interrupt_handler(locks: OutputLocks, output_created: bool):
     """The signal handler of :func:`install_interrupt_handlers` for one run."""
     def handle(signum, frame):  # noqa: ARG001 - signal handler signature
         import signal
@@ -463,12 +466,12 @@ def interrupt_handler(output_dir: Path, lock, output_created: bool):
         except psutil.Error:
             pass
         try:
-            remove_partials(output_dir)
-            release_output_lock(lock)
+            _remove_own_partials(locks)
+            locks.release()
             if output_created:
                 from .parser import remove_if_empty
 
-                remove_if_empty(output_dir)
+                remove_if_empty(locks.output_dir)
         except OSError:
             pass
         LOGGER.error("interrupted (%s); rerun with the same -w to resume from the cache",
@@ -482,34 +485,42 @@ def interrupt_handler(output_dir: Path, lock, output_created: bool):
     return handle
 
 
-#: Lock file of a run in its output folder (removed when the run ends)
-LOCK_NAME = ".bids-infantage.lock"
+#: Age (s) beyond which a top-level staging file is taken for a leftover of an interrupted
+#: run, rather than a copy in progress by a concurrent run (SLURM array) sharing the folder
+STALE_PARTIAL_S = 300.0
 
 
-def output_lock(output_dir: Path):
-    """Take the output folder's lock (``filelock``, an OS file lock: released by the OS if the
-    process dies), or None when another run holds it. One run writes into a folder at a time,
-    so two runs with different options cannot mix their outputs."""
-    from filelock import FileLock, Timeout
+def lock_outputs(locks: OutputLocks, names) -> None:
+    """Lock the outputs of ``names`` (``sub-<label>`` or ``group``) for this run and remove
+    their staging files left by an interrupted run.
 
-    output_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(output_dir / LOCK_NAME))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return None
-    return lock
+    Raises
+    ------
+    InputError
+        Another run is writing one of them (one line naming them and the fix).
+    """
+    from ..utils.errors import InputError
+    from ..utils.locks import LOCK_DIR
+
+    busy = locks.acquire(names)
+    if busy:
+        raise InputError(
+            f"{locks.output_dir}: another bids-infantage run is writing {', '.join(busy)} in this "
+            f"output folder (locks in {locks.output_dir / LOCK_DIR}); wait for it to finish, or "
+            "choose other participants or another output folder.")
+    _remove_own_partials(locks)
 
 
-def release_output_lock(lock) -> None:
-    """Release the lock and remove its file, so no stray file is left among the derivatives
-    (a run starting in the instant between the two is the only race left)."""
-    path = Path(lock.lock_file)
-    lock.release()
-    try:
-        path.unlink()
-    except OSError:
-        pass
+def _remove_own_partials(locks: OutputLocks) -> int:
+    """Remove the staging files of the outputs this run holds the locks of."""
+    out, n = locks.output_dir, 0
+    for name in locks.held:
+        n += len(remove_partials(out, recursive=False, pattern=f"{name}*"))
+        if (out / name).is_dir():
+            n += len(remove_partials(out / name))
+    if n:
+        LOGGER.info("removed %d partial file(s) left by an interrupted run", n)
+    return n
 
 
 if __name__ == "__main__":

@@ -98,17 +98,35 @@ def atomic_copy(src, dest) -> Path:
     return dest
 
 
-def remove_partials(folder) -> list[Path]:
+def remove_partials(folder, *, recursive: bool = True, pattern: str = "*",
+                    min_age_s: float = 0.0) -> list[Path]:
     """Delete the hidden ``.*.partial`` files that an interrupted run left under ``folder``.
+
+    Parameters
+    ----------
+    folder : Path
+        Folder searched (with its subfolders when ``recursive``).
+    pattern : str
+        Only staging files of outputs whose name matches (glob), e.g. ``sub-01*``.
+    min_age_s : float
+        Only files not modified for this many seconds: a concurrent run's copy in progress
+        (a shared top level) is left alone.
 
     Returns
     -------
     list of pathlib.Path
         The files removed.
     """
+    import time
+
     removed = []
-    for tmp in Path(folder).rglob(f".*{PARTIAL_SUFFIX}"):
-        if tmp.is_file():
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
+    glob = Path(folder).rglob if recursive else Path(folder).glob
+    now = time.time()
+    for tmp in glob(f".{pattern}{PARTIAL_SUFFIX}"):
+        try:
+            if tmp.is_file() and now - tmp.stat().st_mtime >= min_age_s:
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
+        except OSError:  # removed meanwhile by the run that made it
+            continue
     return removed
