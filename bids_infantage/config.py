@@ -33,6 +33,7 @@ class Config:
     reports_only: bool = False
     plugin_file: Path | None = None
     bias_correction: Path | None = None
+    include_flagged: bool = False
     version: str = ""
 
     def to_toml(self, path: Path) -> Path:

@@ -329,15 +329,17 @@ def test_run_group_writes_every_output(cohort_dir):
     assert set(result["figures"]) == {
         "predicted_vs_chronological", "bland_altman", "gap_distribution"
     }
-    assert result["n_sessions"] == 9 and result["n_with_age"] == 8
+    assert result["n_sessions"] == 9 and result["n_with_age"] == 8 and result["n_used"] == 7
 
     # Cohort table: the participant rows plus the corrected gap and the outlier flag.
     table = _read_tsv(cohort_dir / "group_brainage.tsv")
     assert table.columns.tolist() == COLUMNS + ["brain_age_gap_corrected_months", "outlier"]
     assert table["participant_id"].tolist() == [c[0] for c in COHORT]
     chron, pred = _arrays(COHORT)
+    flagged = np.array([c[4] for c in COHORT])
     has_age = np.isfinite(chron)
-    beta, alpha = np.polyfit(chron[has_age], pred[has_age], 1)
+    used = has_age & ~flagged  # sub-06, out of range, is left out of the fit and the metrics
+    beta, alpha = np.polyfit(chron[used], pred[used], 1)
     expected_gap = pred - (alpha + beta * chron)
     np.testing.assert_allclose(table["brain_age_gap_corrected_months"], expected_gap, rtol=1e-5)
     assert np.isnan(table.loc[8, "brain_age_gap_corrected_months"])
@@ -360,12 +362,12 @@ def test_run_group_writes_every_output(cohort_dir):
     metrics = _read_tsv(cohort_dir / "group_metrics.tsv")
     assert metrics.columns.tolist() == ["metric", "value", "ci_low", "ci_high", "n"]
     assert metrics["metric"].tolist() == METRIC_NAMES
-    assert (metrics["n"] == 8).all()
+    assert (metrics["n"] == 7).all()
     values = dict(zip(metrics["metric"], metrics["value"]))
-    err = pred[has_age] - chron[has_age]
+    err = pred[used] - chron[used]
     assert values["mae"] == pytest.approx(np.abs(err).mean(), rel=1e-5)
     assert values["pearson_r"] == pytest.approx(
-        np.corrcoef(chron[has_age], pred[has_age])[0, 1], rel=1e-5
+        np.corrcoef(chron[used], pred[used])[0, 1], rel=1e-5
     )
     assert (metrics["ci_low"] <= metrics["ci_high"]).all()
     metrics_sidecar = json.loads((cohort_dir / "group_metrics.json").read_text())
@@ -374,7 +376,7 @@ def test_run_group_writes_every_output(cohort_dir):
 
     bias = json.loads((cohort_dir / "group_bias-correction.json").read_text())
     assert bias["alpha"] == pytest.approx(alpha) and bias["beta"] == pytest.approx(beta)
-    assert bias["n"] == 8
+    assert bias["n"] == 7
     assert str(cohort_dir) in bias["fitted_on"]
 
     for rel in GROUP_FILES:
@@ -390,6 +392,48 @@ def test_run_group_writes_every_output(cohort_dir):
     assert "Smith SM" in report and "de Lange AMG" in report
     assert "sub-06" in report and "age_above_training_range" in report
     assert "1 of 9 subject/session(s) lack a chronological" in report
+    assert "1 subject/session(s) flagged out of range" in report and "--include-flagged" in report
+
+
+def test_run_group_include_flagged_keeps_out_of_range_sessions(cohort_dir):
+    """#19 item 11: with include_flagged (--include-flagged) the flagged session is in the
+    fit and the metrics again."""
+    result = run_group(cohort_dir, n_boot=200, include_flagged=True)
+    chron, pred = _arrays(COHORT)
+    has_age = np.isfinite(chron)
+    beta, alpha = np.polyfit(chron[has_age], pred[has_age], 1)
+    assert result["n_used"] == 8
+    assert result["bias_correction_params"]["beta"] == pytest.approx(beta)
+    assert result["metrics"]["mae"]["value"] == pytest.approx(
+        np.abs(pred[has_age] - chron[has_age]).mean())
+    assert not any("--include-flagged" in note for note in result["notes"])
+
+
+def test_run_group_copies_participant_values_unchanged(cohort_dir):
+    """#19 item 11: group_brainage.tsv holds the participants' text as written (1214.644 was
+    re-formatted as 1214.64, 0.900 as 0.9)."""
+    tsv = cohort_dir / "sub-01" / "anat" / "sub-01_brainage.tsv"
+    header, row = tsv.read_text().splitlines()
+    values = dict(zip(header.split("\t"), row.split("\t")))
+    values.update(brain_volume_ml="1214.644", interval_coverage="0.900",
+                  predicted_age_months="3.10000001")
+    tsv.write_text(header + "\n" + "\t".join(values[c] for c in header.split("\t")) + "\n")
+    run_group(cohort_dir, n_boot=50)
+    lines = (cohort_dir / "group_brainage.tsv").read_text().splitlines()
+    columns = lines[0].split("\t")
+    first = dict(zip(columns, lines[1].split("\t")))
+    for column in header.split("\t"):
+        assert first[column] == values[column], column
+
+
+def test_run_group_refuses_outputs_of_several_models(cohort_dir):
+    """#19 item 11: sessions predicted by different model bundles are not pooled."""
+    tsv = cohort_dir / "sub-03" / "anat" / "sub-03_brainage.tsv"
+    tsv.write_text(tsv.read_text().replace("0" * 64, "a" * 64))
+    with pytest.raises(InputError, match=r"come from 2 models \(000000000000 \(8 session\(s\), "
+                                         r"e\.g\. sub-01\), aaaaaaaaaaaa \(1 session\(s\), e\.g\. sub-03\)\)"):
+        run_group(cohort_dir, n_boot=50)
+    assert not (cohort_dir / "group_brainage.tsv").exists()
 
 
 def test_run_group_is_reproducible(cohort_dir):

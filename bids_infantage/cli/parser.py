@@ -61,6 +61,9 @@ def get_parser() -> argparse.ArgumentParser:
                         "skull-strip every image")
     g.add_argument("--bias-correction", type=Path, default=None,
                    help="group level: reuse brain-age-gap bias-correction parameters (JSON)")
+    g.add_argument("--include-flagged", action="store_true",
+                   help="group level: keep sessions flagged out of range (qc_out_of_range) in "
+                        "the bias-correction fit and the metrics (default: left out)")
     g = p.add_argument_group("performance")
     g.add_argument("--nprocs", "--n-cpus", type=_positive(int, "give 1 or more processes"), default=os.cpu_count() or 1,
                    help="processes for Nipype (MultiProc)")

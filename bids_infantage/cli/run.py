@@ -339,7 +339,8 @@ def run_group_level(config, locks: OutputLocks | None = None) -> int:
 
     lock_outputs(locks or OutputLocks(config.output_dir), ["group"])
 
-    result = run_group(config.output_dir, bias_correction_file=config.bias_correction)
+    result = run_group(config.output_dir, bias_correction_file=config.bias_correction,
+                       include_flagged=config.include_flagged)
     LOGGER.info("group outputs written to %s (report: %s)", config.output_dir,
                 config.output_dir / "group.html")
     return 0 if result is not None else 1
@@ -371,7 +372,8 @@ def main(argv=None) -> int:
         derivatives=opts.derivatives, skip_bids_validation=opts.skip_bids_validation,
         stop_on_first_crash=opts.stop_on_first_crash, write_graph=opts.write_graph,
         reports_only=opts.reports_only, plugin_file=opts.plugin_file,
-        bias_correction=opts.bias_correction, version=__version__,
+        bias_correction=opts.bias_correction, include_flagged=opts.include_flagged,
+        version=__version__,
     )
     _setup_logging(config.work_dir)
     locks = OutputLocks(config.output_dir)

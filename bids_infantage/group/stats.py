@@ -114,7 +114,7 @@ def _brainage_files(output_dir: Path):
     return sorted({p for pattern in patterns for p in output_dir.glob(pattern) if p.is_file()})
 
 
-def collect_cohort(output_dir) -> pd.DataFrame:
+def collect_cohort(output_dir, *, with_text: bool = False):
     """Gather the participant-level brain-age tables of a derivatives folder.
 
     Reads every ``sub-<label>[/ses-<label>]/anat/sub-<label>[_ses-<label>]_brainage.tsv``
@@ -134,6 +134,9 @@ def collect_cohort(output_dir) -> pd.DataFrame:
         then any extra columns found. Numeric columns are ``float`` (``NaN`` where ``n/a``),
         ``qc_out_of_range`` is ``bool``, text columns keep their text (``session_id`` is
         ``NaN`` without sessions).
+    text : pandas.DataFrame
+        Only with ``with_text``: the same rows and columns as the files hold them (str,
+        ``n/a`` kept), so that the group table copies the participants' values unchanged.
 
     Raises
     ------
@@ -149,7 +152,7 @@ def collect_cohort(output_dir) -> pd.DataFrame:
             "level into this output folder first, then run the group level on it."
         )
 
-    frames = []
+    frames, texts = [], []
     for path in files:
         table = pd.read_csv(
             path,
@@ -164,6 +167,7 @@ def collect_cohort(output_dir) -> pd.DataFrame:
                 f"{path} lacks column(s) {', '.join(missing)}; re-run the participant level "
                 "with this version of bids-infantage to regenerate it."
             )
+        texts.append(table.copy())
         for column in _NUMERIC_COLUMNS:
             try:
                 table[column] = pd.to_numeric(table[column]).astype(float)
@@ -189,9 +193,14 @@ def collect_cohort(output_dir) -> pd.DataFrame:
             f"{first['participant_id']} ({session}) appears more than once under "
             f"{output_dir}; remove the stale *_brainage.tsv and run the group level again."
         )
-    return cohort.sort_values(
+    order = cohort.sort_values(
         ["participant_id", "session_id"], na_position="first", kind="stable"
-    ).reset_index(drop=True)
+    ).index
+    cohort = cohort.loc[order].reset_index(drop=True)
+    if not with_text:
+        return cohort
+    text = pd.concat(texts, ignore_index=True)[list(cohort.columns)].fillna("n/a")
+    return cohort, text.loc[order].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- metrics

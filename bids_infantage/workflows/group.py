@@ -90,11 +90,30 @@ def _ci_description(n_boot, bound):
     }
 
 
+def _refuse_mixed_models(table, output_dir) -> None:
+    """Raise InputError when the sessions come from more than one model (``model_sha256``):
+    their ages are not comparable, and one bias correction cannot serve them."""
+    from ..utils.errors import InputError
+
+    counts = table["model_sha256"].dropna().value_counts()
+    if len(counts) > 1:
+        listed = ", ".join(f"{sha[:12]} ({n} session(s), e.g. {table.loc[table['model_sha256'] == sha, 'participant_id'].iloc[0]})"
+                           for sha, n in counts.items())
+        raise InputError(
+            f"{output_dir}: the participant outputs come from {len(counts)} models ({listed}); "
+            "rerun the participant level with one model (--model) for every session, or write "
+            "each model's outputs to its own folder.")
+
+
 # --------------------------------------------------------------------------- writers
-def _tsv_text(table):
+def _tsv_text(table, text=None):
+    """TSV of ``table``; the columns of ``text`` (the participants' values as written) are
+    copied from it unchanged, the others formatted here (``%.6g``, ``true``/``false``)."""
     out = table.copy()
     for column in out.columns:
-        if out[column].dtype == bool:
+        if text is not None and column in text.columns:
+            out[column] = text[column].to_numpy()
+        elif out[column].dtype == bool:
             out[column] = np.where(out[column], "true", "false")
     return out.to_csv(sep="\t", index=False, na_rep="n/a", float_format=_FLOAT_FORMAT,
                       lineterminator="\n")
@@ -310,7 +329,8 @@ def _report_html(*, output_dir, table, metrics, params, reused, threshold, notes
 
 
 # --------------------------------------------------------------------------- entry point
-def run_group(output_dir, *, bias_correction_file=None, n_boot: int = 2000) -> dict:
+def run_group(output_dir, *, bias_correction_file=None, n_boot: int = 2000,
+              include_flagged: bool = False) -> dict:
     """Run the group level on a participant-level output folder.
 
     Parameters
@@ -322,6 +342,10 @@ def run_group(output_dir, *, bias_correction_file=None, n_boot: int = 2000) -> d
         are applied unchanged instead of fitting them on this cohort.
     n_boot : int
         Bootstrap resamples for the 95% CIs of the metrics.
+    include_flagged : bool
+        Keep the sessions flagged ``qc_out_of_range`` in the bias-correction fit and the
+        metrics (default: left out, and the report says how many). Their corrected gap is
+        computed either way.
 
     Returns
     -------
@@ -331,13 +355,14 @@ def run_group(output_dir, *, bias_correction_file=None, n_boot: int = 2000) -> d
         ``figures`` (dict name -> path), ``metrics`` (from
         :func:`~bids_infantage.group.stats.regression_metrics` or ``None``),
         ``bias_correction_params`` (dict or ``None``), ``outlier_threshold_months``
-        (float, NaN if undefined), ``n_sessions``, ``n_with_age``, ``n_outliers`` (int)
-        and ``notes`` (list of str).
+        (float, NaN if undefined), ``n_sessions``, ``n_with_age``, ``n_used`` (with an age
+        and used in the fit and the metrics), ``n_outliers`` (int) and ``notes`` (list of str).
 
     Raises
     ------
     bids_infantage.utils.errors.InputError
-        If the folder holds no ``*_brainage.tsv`` or ``bias_correction_file`` is unusable.
+        If the folder holds no ``*_brainage.tsv``, its sessions come from more than one model
+        (``model_sha256``), or ``bias_correction_file`` is unusable.
 
     Notes
     -----
@@ -346,7 +371,8 @@ def run_group(output_dir, *, bias_correction_file=None, n_boot: int = 2000) -> d
     two runs.
     """
     output_dir = Path(output_dir).absolute()
-    table = stats.collect_cohort(output_dir)
+    table, text = stats.collect_cohort(output_dir, with_text=True)
+    _refuse_mixed_models(table, output_dir)
     params = stats.load_bias_correction(bias_correction_file) if bias_correction_file else None
     reused = params is not None
     notes = []
@@ -354,13 +380,26 @@ def run_group(output_dir, *, bias_correction_file=None, n_boot: int = 2000) -> d
     chron = table["chronological_age_months"].to_numpy(dtype=float)
     pred = table["predicted_age_months"].to_numpy(dtype=float)
     paired = np.isfinite(chron) & np.isfinite(pred)
-    n_with_age = int(paired.sum())
-    if n_with_age < len(table):
+    n_with_age_all = int(paired.sum())
+    if n_with_age_all < len(table):
         notes.append(
-            f"{len(table) - n_with_age} of {len(table)} subject/session(s) lack a "
+            f"{len(table) - n_with_age_all} of {len(table)} subject/session(s) lack a "
             "chronological (or predicted) age: they are left out of the accuracy metrics, "
             "the bias correction and the gap figures."
         )
+    flagged = table["qc_out_of_range"].to_numpy(dtype=bool) & paired
+    if flagged.any() and not include_flagged:
+        notes.append(
+            f"{int(flagged.sum())} subject/session(s) flagged out of range at the participant "
+            "level (qc_out_of_range) are left out of the bias-correction fit and the accuracy "
+            "metrics (their corrected gap is still given); pass --include-flagged to keep them."
+        )
+        chron_all = chron
+        chron = np.where(flagged, np.nan, chron)
+    else:
+        chron_all = chron
+    paired = np.isfinite(chron) & np.isfinite(pred)
+    n_with_age = int(paired.sum())
 
     if reused:
         params["reused_from"] = str(Path(bias_correction_file).absolute())
@@ -384,8 +423,8 @@ def run_group(output_dir, *, bias_correction_file=None, n_boot: int = 2000) -> d
             "the corrected gap is n/a; pass a saved correction with --bias-correction."
         )
 
-    if params is not None and n_with_age:
-        table["brain_age_gap_corrected_months"] = stats.apply_bias_correction(chron, pred, params)
+    if params is not None and n_with_age_all:
+        table["brain_age_gap_corrected_months"] = stats.apply_bias_correction(chron_all, pred, params)
     else:
         table["brain_age_gap_corrected_months"] = np.nan
     outlier, threshold = stats.flag_outliers(
@@ -394,7 +433,7 @@ def run_group(output_dir, *, bias_correction_file=None, n_boot: int = 2000) -> d
     table["outlier"] = outlier
 
     written = {}
-    written["group_tsv"] = stats.write_text_atomic(output_dir / GROUP_TSV, _tsv_text(table))
+    written["group_tsv"] = stats.write_text_atomic(output_dir / GROUP_TSV, _tsv_text(table, text))
     sidecar = {
         column: COLUMN_DESCRIPTIONS.get(
             column, {"Description": "Copied from the participant-level *_brainage.tsv."}
@@ -429,7 +468,7 @@ def run_group(output_dir, *, bias_correction_file=None, n_boot: int = 2000) -> d
             "brain_age_gap_corrected_months" if params is not None else "brain_age_gap_months"
         )
         if params is None:
-            table_for_gap = table.assign(brain_age_gap_months=pred - chron)
+            table_for_gap = table.assign(brain_age_gap_months=pred - chron_all)
         else:
             table_for_gap = table
         figures["predicted_vs_chronological"] = plots.plot_predicted_vs_chronological(
@@ -491,7 +530,8 @@ def run_group(output_dir, *, bias_correction_file=None, n_boot: int = 2000) -> d
         "bias_correction_params": params,
         "outlier_threshold_months": threshold,
         "n_sessions": int(len(table)),
-        "n_with_age": n_with_age,
+        "n_with_age": n_with_age_all,
+        "n_used": n_with_age,
         "n_outliers": int(table["outlier"].sum()),
         "notes": notes,
     }
