@@ -192,8 +192,42 @@ def test_extreme_anisotropy_warns(tmp_path):
     path = make_brain(tmp_path / "sub-01_T2w.nii.gz", shape=(96, 96, 24), zooms=(1.0, 1.0, 5.0))
     img, warnings = load_validated(path)
     assert img.header.get_zooms()[:3] == pytest.approx((1.0, 1.0, 5.0))
-    assert len(warnings) == 1
+    assert len(warnings) == 2
     assert_one_line(warnings[0], "anisotropic voxels", "thick slices lower accuracy")
+    assert_one_line(warnings[1], "(1.0, 1.0, 5.0) mm are coarser than the model's 3 mm input")
+
+
+@pytest.mark.parametrize("zooms, coarse", [((3.0, 3.0, 3.0), False), ((1.0, 1.0, 1.0), False),
+                                           ((10.0, 10.0, 10.0), True), ((3.5, 3.5, 3.5), True)])
+def test_voxels_coarser_than_the_model_input_warn(tmp_path, zooms, coarse):
+    """#19 item 10: 10 mm voxels were accepted without a word (+2 months)."""
+    shape = tuple(int(round(150 / z)) for z in zooms)
+    path = make_brain(tmp_path / "sub-01_T2w.nii.gz", shape=shape, zooms=zooms)
+    _, warnings = load_validated(path)
+    assert any("coarser than the model's 3 mm input" in w for w in warnings) is coarse
+
+
+def test_qc_values_are_printed_consistently_with_their_threshold(tmp_path):
+    """#19 item 10: a Dice of 0.848 was printed "0.85" beside a "< 0.85" threshold."""
+    from bids_infantage.interfaces.inference import QC_DICE_MIN, BrainAgeTable
+    from bids_infantage.utils.numbers import format_pair
+
+    assert format_pair(0.848, 0.85, 2) == ("0.848", "0.850")
+    assert format_pair(0.8496, 0.85, 3) == ("0.8496", "0.8500")
+    assert format_pair(0.95, 0.85, 3) == ("0.950", "0.850")
+    assert format_pair(2.54, 2.5, 1, sign=True) == ("+2.54", "+2.50")
+    assert format_pair(12.04, 11.96, 1) == ("12.04", "11.96")
+    pred = {"flags": [], "out_of_range": False, "age_range_months": [0, 24], "configuration": "t1w+t2w",
+            "age": 6.0, "sd": 1.0, "lower": 4.0, "upper": 8.0, "coverage": 0.9, "volume_ml": 700.0,
+            "volume_z": 0.0, "model_name": "m", "model_sha256": "0" * 64}
+    (tmp_path / "pred.json").write_text(json.dumps(pred))
+    node = BrainAgeTable(prediction=str(tmp_path / "pred.json"), subject="01",
+                         t1w_t2w_dice=0.8496, normalization_dice=0.9)
+    res = node.run(cwd=str(tmp_path))
+    header, row = Path(res.outputs.out_file).read_text().splitlines()
+    values = dict(zip(header.split("\t"), row.split("\t")))
+    assert float(values["t1w_t2w_mask_dice"]) < QC_DICE_MIN
+    assert "mask Dice 0.8496 < 0.8500" in values["qc_flags"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -74,6 +74,11 @@ def fill_nonfinite(data: np.ndarray, finite: np.ndarray | None = None) -> np.nda
     return np.asarray(data[tuple(idx)], np.float32)
 
 
+#: Voxel size (mm) of the model's input grid (the bundles' ``geometry.spacing_mm``): an image
+#: with coarser voxels carries less detail than the networks were trained on
+MODEL_INPUT_SPACING_MM = 3.0
+
+
 def check_affine(img, path) -> None:
     """Refuse a NIfTI image whose voxel-to-world mapping is degenerate.
 
@@ -160,7 +165,8 @@ def load_validated(path: str | Path) -> tuple[nb.Nifti1Image, list[str]]:
         voxel sizes in mm, non-finite voxels filled from the nearest finite voxel
         (:func:`fill_nonfinite`).
     warnings : list of str
-        Fallbacks applied (NaN/Inf replaced, singleton 4th dimension dropped, ...).
+        Fallbacks applied (NaN/Inf replaced, singleton 4th dimension dropped, ...) and
+        warnings (anisotropic voxels, voxels coarser than :data:`MODEL_INPUT_SPACING_MM`).
 
     A link stored as a small text file (git without symlinks) is followed.
 
@@ -237,6 +243,12 @@ def load_validated(path: str | Path) -> tuple[nb.Nifti1Image, list[str]]:
     if float(zooms.max() / zooms.min()) > 3.0:
         warnings.append(
             f"anisotropic voxels {tuple(np.round(zooms, 2))} mm: thick slices lower accuracy"
+        )
+    if float(zooms.max()) > MODEL_INPUT_SPACING_MM * 1.01:
+        warnings.append(
+            f"voxels {tuple(float(z) for z in np.round(zooms, 2))} mm are coarser than the model's "
+            f"{MODEL_INPUT_SPACING_MM:g} mm input: the estimate is less reliable; give a "
+            "higher-resolution image"
         )
     out = nb.Nifti1Image(data, img.affine)
     out.header.set_xyzt_units("mm")

@@ -16,6 +16,7 @@ from nipype.interfaces.base import (
 )
 
 from ..utils.columns import BRAINAGE_COLUMNS
+from ..utils.numbers import format_against, format_pair
 
 
 def pick_device(device: str) -> str:
@@ -126,9 +127,10 @@ class BrainAgeTable(SimpleInterface):
             out_of_range = True
         d12 = self.inputs.t1w_t2w_dice
         if d12 is not None and d12 < QC_DICE_MIN:
-            flags.append(f"poor T1w-T2w registration (mask Dice {d12:.2f})")
+            flags.append("poor T1w-T2w registration (mask Dice %s < %s)" % format_pair(d12, QC_DICE_MIN, 3))
         if self.inputs.normalization_dice < QC_DICE_MIN:
-            flags.append(f"poor normalization (mask Dice {self.inputs.normalization_dice:.2f})")
+            flags.append("poor normalization (mask Dice %s < %s)"
+                         % format_pair(self.inputs.normalization_dice, QC_DICE_MIN, 3))
         if isdefined(self.inputs.warnings):
             flags.extend(self.inputs.warnings)
         row = {
@@ -152,7 +154,11 @@ class BrainAgeTable(SimpleInterface):
             "model_sha256": pred["model_sha256"],
         }
         out = Path(runtime.cwd) / "brainage.tsv"
-        out.write_text("\t".join(BRAINAGE_COLUMNS) + "\n" + "\t".join(_fmt(row[c]) for c in BRAINAGE_COLUMNS) + "\n")
+        text = {c: _fmt(row[c]) for c in BRAINAGE_COLUMNS}
+        for column in ("t1w_t2w_mask_dice", "normalization_mask_dice"):  # as the flags say
+            if isinstance(row[column], float):
+                text[column] = format_against(row[column], QC_DICE_MIN, 3)
+        out.write_text("\t".join(BRAINAGE_COLUMNS) + "\n" + "\t".join(text.values()) + "\n")
         self._results["out_file"] = str(out)
         self._results["metadata"] = BRAINAGE_COLUMNS
         return runtime

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..utils.errors import ModelBundleError
+from ..utils.numbers import format_against, format_pair
 from .transforms import CONFIGURATIONS, model_input, tta_batch, volume_feature
 
 DEFAULT_MODEL = "infantage-default"
@@ -315,8 +316,8 @@ class ModelBundle:
         v_lo = min(m - 3 * s_ for m, s_ in self.meta["volume_norms_ml"].values())
         flags, oor = [], False
         if dist > cal["feature_distance_threshold"]:
-            flags.append(f"image unlike the training data (feature distance {dist:.1f} > "
-                         f"{cal['feature_distance_threshold']:.1f})")
+            flags.append("image unlike the training data (feature distance %s > %s)"
+                         % format_pair(dist, cal["feature_distance_threshold"], 1))
             oor = True
         if outside_age_range(age, (lo_age, hi_age)):
             flags.append(f"predicted age {age:.1f} months outside the model range {lo_age:g}-{hi_age:g}")
@@ -326,18 +327,19 @@ class ModelBundle:
                          f"({v_lo:.0f}-{v_hi:.0f} ml)")
             oor = True
         if volume_z > VOLUME_Z_MAX:
-            flags.append(f"brain volume {volume_ml:.0f} ml is {volume_z:+.1f} SD above the norm at the "
+            flags.append(f"brain volume {volume_ml:.0f} ml is {format_against(volume_z, VOLUME_Z_MAX, 1, sign=True)} SD above the norm at the "
                          f"predicted age: an older child, or macrocephaly")
             oor = True
         elif volume_z < -VOLUME_Z_MAX:
-            flags.append(f"brain volume {volume_ml:.0f} ml is {volume_z:+.1f} SD below the norm at the "
+            flags.append(f"brain volume {volume_ml:.0f} ml is {format_against(volume_z, -VOLUME_Z_MAX, 1, sign=True)} SD below the norm at the "
                          "predicted age: check the brain mask")
         if CONFIGURATIONS[config] == (0,) and age + half > T1W_ONLY_RESOLVES_MONTHS:
             flags.append(f"T1w only: T1w myelination contrast is nearly complete by about "
                          f"{T1W_ONLY_RESOLVES_MONTHS:g} months, so older ages are poorly resolved; "
                          "add a T2w")
         if sd > cal["sd_threshold_months"]:
-            flags.append(f"ensemble uncertainty high (SD {sd:.1f} months)")
+            flags.append("ensemble uncertainty high (SD %s > %s months)"
+                         % format_pair(sd, cal["sd_threshold_months"], 1))
         sal = self._grad_cam(nets[0], x, s) if saliency else None
         return {
             "age": float(age), "sd": sd, "lower": float(age - half), "upper": float(age + half),
