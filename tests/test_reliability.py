@@ -248,3 +248,44 @@ def test_interrupted_run_prints_one_line_and_exits_130(tmp_path, make_bids, make
         rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         assert rerun.returncode == 0, rerun.stderr
         assert all((out / f"sub-{s}" / "anat" / f"sub-{s}_brainage.tsv").is_file() for s in "ab")
+
+
+# --------------------------------------------------------------------------- same brain
+def _tissue_brain(seed: int, shape=(72, 72, 72), spacing=1.5):
+    """An ellipsoid 'brain' with random tissue boundaries: label maps (0 CSF, 1 GM, 2 WM)
+    from smoothed noise, as SimpleITK T1w-like and T2w-like (inverse contrast) images."""
+    import SimpleITK as sitk
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    zz, yy, xx = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
+    inside = (zz / 0.8) ** 2 + (yy / 0.9) ** 2 + (xx / 0.75) ** 2 < 1
+    field = ndimage.gaussian_filter(rng.standard_normal(shape), 3.0)
+    labels = np.digitize(field, np.quantile(field[inside], [0.2, 0.55])) * inside
+    images = []
+    for contrast in ((0.2, 0.6, 1.0), (1.0, 0.6, 0.3)):  # T1w, T2w
+        data = np.choose(labels, contrast) * inside + 0.02 * rng.standard_normal(shape) * inside
+        img = sitk.GetImageFromArray(data.astype(np.float32))
+        img.SetSpacing([spacing] * 3)
+        images.append(img)
+    mask = sitk.GetImageFromArray(inside.astype(np.uint8))
+    mask.SetSpacing([spacing] * 3)
+    return images[0], images[1], mask
+
+
+def test_edge_correlation_tells_one_brain_from_two():
+    """#19 item 10: a T1w and a T2w of different infants passed (mask Dice 0.90). The edge
+    correlation is high for one brain's two contrasts and low for two brains, and only the
+    latter gets the QC message."""
+    from bids_infantage.interfaces.registration import (SAME_BRAIN_MIN, edge_correlation,
+                                                        same_brain_messages)
+
+    t1w_a, t2w_a, mask_a = _tissue_brain(1)
+    _, t2w_b, _ = _tissue_brain(2)
+    same = edge_correlation(t1w_a, t2w_a, mask_a)
+    other = edge_correlation(t1w_a, t2w_b, mask_a)
+    assert same > 0.8 and other < 0.45, (same, other)
+    assert same_brain_messages(same) == []
+    message = same_brain_messages(other)
+    assert len(message) == 1 and "may not show the same brain" in message[0]
+    assert f"< {SAME_BRAIN_MIN:.2f}" in message[0]

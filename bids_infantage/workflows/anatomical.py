@@ -78,7 +78,7 @@ def init_anat_preproc_wf(*, has_t1w: bool, has_t2w: bool, skull_strip: str = "au
         name="outputnode")
     # one input per list of messages: Merge would concatenate them into one list of strings,
     # which _flatten must not iterate character by character
-    merge_warn = pe.Node(niu.Merge(4), name="merge_warnings", run_without_submitting=True)
+    merge_warn = pe.Node(niu.Merge(5), name="merge_warnings", run_without_submitting=True)
     flatten = pe.Node(niu.Function(function=_flatten, output_names=["out"]), name="flatten_warnings",
                       run_without_submitting=True)
     workflow.connect([(merge_warn, flatten, [("out", "in_lists")]),
@@ -122,6 +122,7 @@ def init_anat_preproc_wf(*, has_t1w: bool, has_t2w: bool, skull_strip: str = "au
             (masks["t1w"], rigid, [("out_mask", "moving_mask")]),
             (rigid, outputnode, [("out_file", "t1w_preproc"), ("out_before", "t1w_before"),
                                  ("out_xfm", "t1w_t2w_xfm"), ("mask_dice", "t1w_t2w_dice")]),
+            (rigid, merge_warn, [("warnings", "in5")]),
             (rigid, ratio, [("out_file", "t1w_file")]),
             (n4["t2w"], ratio, [("out_file", "t2w_file")]),
             (masks["t2w"], ratio, [("out_mask", "mask_file")]),
@@ -129,6 +130,7 @@ def init_anat_preproc_wf(*, has_t1w: bool, has_t2w: bool, skull_strip: str = "au
         ])
     else:
         outputnode.inputs.t1w_t2w_dice = None
+        merge_warn.inputs.in5 = []
     if not has_t1w:
         merge_warn.inputs.in1 = merge_warn.inputs.in2 = []
     if not has_t2w:
