@@ -484,3 +484,31 @@ def test_ventricle_atlas_from_the_real_asegs():
     inside = sitk.GetArrayFromImage(ref) > 0
     outside = atlas["ventricles"][:, ~inside].sum(1) / atlas["ventricles"].reshape(12, -1).sum(1)
     assert outside.max() < 0.1, outside  # the asegs' brains are normalized like the subjects' (Dice ~0.87)
+
+
+def test_template_t1w_out_of_register_is_aligned_to_its_t2w():
+    """The BMEXInfant 24-month T1w is offset and scaled against its T2w (edge correlation
+    0.08 on the synthesis grid, 0.61-0.81 for the other ages): build_atlas detects such a pair
+    (T1W_IN_REGISTER_MIN) and warps the T1w onto the T2w (align_t1w_to_t2w)."""
+    from scipy import ndimage
+
+    from bids_infantage.models.synthesis import (T1W_IN_REGISTER_MIN, align_t1w_to_t2w,
+                                                 grid_edge_correlation)
+
+    rng = np.random.default_rng(0)
+    shape = (56, 56, 56)
+    zz, yy, xx = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
+    inside = (zz / 0.8) ** 2 + (yy / 0.9) ** 2 + (xx / 0.75) ** 2 < 1
+    field = ndimage.gaussian_filter(rng.standard_normal(shape), 2.5)
+    labels = np.digitize(field, np.quantile(field[inside], [0.2, 0.55])) * inside
+    t1w = np.choose(labels, (0.2, 0.6, 1.0)) * inside
+    t2w = np.choose(labels, (1.0, 0.6, 0.3)) * inside
+    mask = ndimage.gaussian_filter(inside.astype(float), 0.5)
+    # the T1w of the same brain, scaled by 6% and shifted by 2 voxels (4 mm)
+    moved = ndimage.affine_transform(t1w, np.diag([1 / 1.06, 1.0, 1.0]), offset=(-1.5, 2.0, 0.0), order=1)
+    before = grid_edge_correlation(moved, t2w, mask)
+    aligned = align_t1w_to_t2w(moved, t2w, mask)
+    after = grid_edge_correlation(aligned, t2w, mask)
+    assert grid_edge_correlation(t1w, t2w, mask) > 0.8  # in register: left alone
+    assert before < T1W_IN_REGISTER_MIN < after, (before, after)
+    assert after > 0.7, after

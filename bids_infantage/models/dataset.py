@@ -64,7 +64,9 @@ def generate_cohort(out_dir, *, atlas_path, reference_path, masks_tsv, n: int, s
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    current = preprocessing_settings()
+    from .synthesis import ATLAS_VERSION
+
+    current = dict(preprocessing_settings(), atlas_version=ATLAS_VERSION)
     recorded = cohort_preprocessing(out_dir)
     if recorded is None and not any(out_dir.glob("sample-*.npz")):
         atomic_write_text(out_dir / "preprocessing.json", json.dumps(current, indent=1) + "\n")

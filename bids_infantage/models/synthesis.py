@@ -108,6 +108,94 @@ def _wm_probability(t2w: np.ndarray, mask: np.ndarray, seed: int = 0) -> np.ndar
     return gaussian_filter(out, 0.5)
 
 
+#: Version of :func:`build_atlas`'s output, recorded in ``atlas.npz`` and with each synthetic
+#: cohort: 2 aligns a template's T1w to its T2w where they are not in register
+#: (:func:`align_t1w_to_t2w`; the 24-month BMEXInfant pair)
+ATLAS_VERSION = 2
+
+#: Edge correlation (:func:`~bids_infantage.interfaces.registration.edge_correlation`) of a
+#: template's T1w and T2w on the synthesis grid below which the T1w is taken to be out of
+#: register with its T2w. BMEXInfant 0-12 months: 0.61-0.81; 24 months: 0.08 (the T1w is
+#: offset and scaled by up to 8% against the T2w and its mask).
+T1W_IN_REGISTER_MIN = 0.4
+
+
+def grid_edge_correlation(t1w: np.ndarray, t2w: np.ndarray, mask: np.ndarray,
+                          spacing_mm: float = SYNTH_SPACING_MM) -> float:
+    """:func:`~bids_infantage.interfaces.registration.edge_correlation` of two arrays
+    (Z, Y, X) on a grid of ``spacing_mm`` voxels, inside ``mask > 0.5``."""
+    import SimpleITK as sitk
+
+    from ..interfaces.registration import edge_correlation
+
+    images = []
+    for a in (t1w, t2w, (mask > 0.5).astype(np.uint8)):
+        img = sitk.GetImageFromArray(a)
+        img.SetSpacing([spacing_mm] * 3)
+        images.append(img)
+    return edge_correlation(*images)
+
+
+def align_t1w_to_t2w(t1w: np.ndarray, t2w: np.ndarray, mask: np.ndarray, spacing_mm: float = SYNTH_SPACING_MM) -> np.ndarray:
+    """Warp a template's T1w onto its T2w when the two are not in register.
+
+    An affine registration (Mattes mutual information, SimpleITK), then diffeomorphic demons
+    (fast symmetric forces) of the T1w to the T2w with its contrast inverted inside the brain
+    (white matter dark and CSF bright on T2w, the reverse on T1w, from about 8 months;
+    Barkovich et al., Radiology 1988), after histogram matching.
+
+    Parameters
+    ----------
+    t1w, t2w : ndarray (Z, Y, X)
+        On one grid of ``spacing_mm`` voxels; the T2w defines the anatomy.
+    mask : ndarray (Z, Y, X)
+        The T2w's brain-mask probability.
+
+    Returns
+    -------
+    ndarray (Z, Y, X)
+        The T1w on the T2w's anatomy, float32, 0 outside ``mask > 0.05``.
+    """
+    import SimpleITK as sitk
+
+    inside = mask > 0.5
+    pseudo = np.where(mask > 0.05, t2w[inside].max() - t2w, 0.0).astype(np.float32)
+    fixed = sitk.GetImageFromArray(pseudo)
+    moving = sitk.GetImageFromArray(t1w.astype(np.float32))
+    for img in (fixed, moving):
+        img.SetSpacing([spacing_mm] * 3)
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetMetricAsMattesMutualInformation(32)
+    reg.SetMetricSamplingStrategy(reg.RANDOM)
+    reg.SetMetricSamplingPercentage(0.2, 1)
+    reg.SetOptimizerAsRegularStepGradientDescent(1.0, 1e-4, 200)
+    reg.SetOptimizerScalesFromPhysicalShift()
+    reg.SetShrinkFactorsPerLevel([2, 1])
+    reg.SetSmoothingSigmasPerLevel([1, 0])
+    reg.SetInterpolator(sitk.sitkLinear)
+    reg.SetInitialTransform(sitk.CenteredTransformInitializer(
+        fixed, moving, sitk.AffineTransform(3), sitk.CenteredTransformInitializerFilter.MOMENTS), inPlace=False)
+    affine = reg.Execute(fixed, moving)
+    matched = sitk.HistogramMatching(sitk.Resample(moving, fixed, affine, sitk.sitkLinear, 0.0), fixed, 128, 7, True)
+    demons = sitk.FastSymmetricForcesDemonsRegistrationFilter()
+    demons.SetNumberOfIterations(80)
+    demons.SetStandardDeviations(1.5)
+    field = None
+    for shrink in (2, 1):
+        f = sitk.Shrink(fixed, [shrink] * 3) if shrink > 1 else fixed
+        mv = sitk.Shrink(matched, [shrink] * 3) if shrink > 1 else matched
+        if field is None:
+            field = demons.Execute(f, mv)
+        else:
+            field = demons.Execute(f, mv, sitk.Resample(field, f, sitk.Transform(), sitk.sitkLinear, 0.0,
+                                                        sitk.sitkVectorFloat64))
+    warp = sitk.CompositeTransform(3)
+    warp.AddTransform(affine)
+    warp.AddTransform(sitk.DisplacementFieldTransform(sitk.Cast(field, sitk.sitkVectorFloat64)))
+    out = sitk.GetArrayFromImage(sitk.Resample(moving, fixed, warp, sitk.sitkLinear, 0.0))
+    return (out * (mask > 0.05)).astype(np.float32)
+
+
 @dataclass
 class Atlas:
     """Templates on the synthesis grid with cached pairwise warps.
@@ -145,13 +233,19 @@ class Atlas:
     def save(self, path: Path) -> None:
         np.savez(path, ages=self.ages, images=self.images, warped_next=self.warped_next,
                  disp=self.disp, origin=np.asarray(self.origin), direction=np.asarray(self.direction),
-                 reference_volume_ml=self.reference_volume_ml)
+                 reference_volume_ml=self.reference_volume_ml, version=ATLAS_VERSION)
 
     @classmethod
     def load(cls, path: Path) -> "Atlas":
         z = np.load(path)
         return cls(z["ages"], z["images"], z["warped_next"], z["disp"], tuple(z["origin"]),
                    tuple(z["direction"]), float(z["reference_volume_ml"]))
+
+    @staticmethod
+    def saved_version(path: Path) -> int:
+        """:data:`ATLAS_VERSION` of a saved atlas (1 before versions were recorded)."""
+        with np.load(path) as z:
+            return int(z["version"]) if "version" in z.files else 1
 
 
 def build_atlas(tf_home, reference_mask, cohorts=(1, 2, 3, 4, 5)) -> Atlas:
@@ -187,6 +281,13 @@ def build_atlas(tf_home, reference_mask, cohorts=(1, 2, 3, 4, 5)) -> Atlas:
         inside = m > 0.5
         for a in arrs:
             a /= max(np.percentile(a[inside], 99), 1e-6)
+        before = grid_edge_correlation(arrs[0], arrs[1], m)
+        if before < T1W_IN_REGISTER_MIN:  # T1w not in register with the T2w and its mask
+            arrs[0] = align_t1w_to_t2w(arrs[0], arrs[1], m)
+            arrs[0] /= max(np.percentile(arrs[0][inside], 99), 1e-6)
+            LOGGER.info("template cohort-%d: T1w out of register with the T2w (edge correlation "
+                        "%.2f); aligned to it (%.2f)", c, before, grid_edge_correlation(arrs[0], arrs[1], m))
+        for a in arrs:
             a *= m > 0.05
         wm = _wm_probability(arrs[1], inside)
         images.append(np.stack([arrs[0], arrs[1], m, wm]).astype(np.float32))

@@ -564,7 +564,7 @@ def ensure_generator(cache: Path, shared: Path) -> dict:
     """
     import SimpleITK as sitk
 
-    from .synthesis import build_atlas, build_reference_mask
+    from .synthesis import ATLAS_VERSION, Atlas, build_atlas, build_reference_mask
 
     cache, shared = Path(cache), Path(shared)
     cache.mkdir(parents=True, exist_ok=True)
@@ -573,6 +573,10 @@ def ensure_generator(cache: Path, shared: Path) -> dict:
     atlas_path = cache / "atlas.npz"
     if not ref_path.exists():
         sitk.WriteImage(build_reference_mask(tf_home), str(ref_path))
+    if atlas_path.exists() and Atlas.saved_version(atlas_path) != ATLAS_VERSION:
+        LOGGER.warning("%s: made by an older build_atlas (version %d, now %d); rebuilding it",
+                       atlas_path, Atlas.saved_version(atlas_path), ATLAS_VERSION)
+        atlas_path.unlink()
     if not atlas_path.exists():
         build_atlas(tf_home, sitk.ReadImage(str(ref_path))).save(atlas_path)
     return dict(atlas_path=atlas_path, reference_path=ref_path,
