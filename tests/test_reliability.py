@@ -289,3 +289,44 @@ def test_edge_correlation_tells_one_brain_from_two():
     message = same_brain_messages(other)
     assert len(message) == 1 and "may not show the same brain" in message[0]
     assert f"< {SAME_BRAIN_MIN:.2f}" in message[0]
+
+
+# --------------------------------------------------------------------------- stale outputs
+def test_rerun_after_removing_the_t1w_leaves_no_output_of_the_old_run(tmp_path, make_bids,
+                                                                        make_brain, capsys):
+    """#19 item 4: rerun into the same output folder (same -w) after removing the T1w. The old
+    T1w, ratio, transform and their figures used to stay, and the new report embedded the old
+    figures; a stale crash file stayed listed in the now-successful report."""
+    from bids_infantage.cli.run import main
+
+    root = make_bids(tmp_path, {"01": {"age": 6}}, images=False)
+    for suffix in ("T1w", "T2w"):
+        make_brain(root / "sub-01" / "anat" / f"sub-01_{suffix}.nii.gz")
+    out, work = tmp_path / "out", tmp_path / "work"
+    args = [str(root), str(out), "participant", "-w", str(work), "--skip-bids-validation",
+            "--nprocs", "1"]
+    assert main(args) == 0
+    before = {p.name for p in (out / "sub-01").rglob("*") if p.is_file()}
+    t1w_outputs = {n for n in before if "T1w" in n or "ratio" in n or "xfm" in n}
+    assert any("ratio" in n for n in t1w_outputs) and any(n.endswith(".svg") for n in t1w_outputs)
+    stale_crash = out / "sub-01" / "log" / "crash-20200101-000000-x-brain_mask_t2w-0.txt"
+    stale_crash.parent.mkdir(exist_ok=True)
+    stale_crash.write_text("Node: bids_infantage_wf.single_session_01_wf.brain_mask_t2w\n"
+                           "InputError: an old failure\n")
+    os.utime(stale_crash, (0, 0))
+    (root / "sub-01" / "anat" / "sub-01_T1w.nii.gz").unlink()
+    capsys.readouterr()
+    import time
+
+    time.sleep(1.5)  # files written within 1 s of a run's start count as its own (mtime margin)
+    assert main(args) == 0
+    assert "removed" in capsys.readouterr().err
+    after = {p.name for p in (out / "sub-01").rglob("*") if p.is_file()}
+    assert [n for n in sorted(after) if "ratio" in n or "T1w" in n] == []
+    assert not stale_crash.exists()
+    report = (out / "sub-01.html").read_text()
+    assert stale_crash.name not in report
+    for name in before - after:
+        assert name not in report, name
+    with open(out / "sub-01" / "anat" / "sub-01_brainage.tsv") as fh:
+        assert next(csv.DictReader(fh, delimiter="\t"))["model_configuration"] == "t2w"

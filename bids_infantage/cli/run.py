@@ -207,6 +207,56 @@ def _crash_unit(crash_file: Path) -> str | None:
     return found.group(1) if found else None
 
 
+def remove_stale_outputs(output_dir: Path, unit: dict, run_start: float) -> list[Path]:
+    """Remove a session's outputs that this run did not write (#19 item 4).
+
+    A session's run owns its outputs: every sink runs in every run (``overwrite``), so a file
+    of the session older than the run (its anatomical derivatives, figures and crash files)
+    comes from an earlier run with other inputs (e.g. a T1w since removed) and would
+    otherwise be mixed into the new result and its report.
+
+    Parameters
+    ----------
+    output_dir : Path
+    unit : dict
+        The session (``subject``, ``session``).
+    run_start : float
+        Time (s since the epoch) the workflow started.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    from ..workflows.base import unit_name
+
+    sub = f"sub-{unit['subject']}"
+    ses = f"ses-{unit['session']}" if unit.get("session") else None
+    prefix = "_".join(filter(None, [sub, ses])) + "_"
+    folders = [output_dir / sub / (ses or "") / "anat", output_dir / sub / "figures"]
+    removed = []
+
+    def older(path: Path) -> bool:
+        return path.stat().st_mtime < run_start - 1
+
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            name = path.name
+            if (path.is_file() and name.startswith(prefix) and (ses or "_ses-" not in name)
+                    and older(path)):
+                path.unlink()
+                removed.append(path)
+    log = output_dir / sub / "log"
+    if log.is_dir():
+        for crash in log.glob("crash-*"):
+            if crash.is_file() and older(crash) and _crash_unit(crash) == unit_name(unit):
+                crash.unlink()
+                removed.append(crash)
+    return removed
+
+
 def summarize(config, units, t0: float, run_start: float) -> int:
     """Print one line per unit (age or failure with crash file); returns the exit code."""
     from ..reports.core import read_brainage_tsv
@@ -303,6 +353,13 @@ def run_participant(config, locks: OutputLocks | None = None) -> int:
             LOGGER.info("some nodes failed; the summary below names them and their crash files")
         finally:
             gc.unfreeze()
+        for unit in units:
+            stale = remove_stale_outputs(config.output_dir, unit, run_start)
+            if stale:
+                LOGGER.info("sub-%s%s: removed %d file(s) of an earlier run that this run did not "
+                            "write (e.g. %s)", unit["subject"],
+                            f" ses-{unit['session']}" if unit.get("session") else "", len(stale),
+                            stale[0].name)
     for unit in units:
         try:
             generate_report(config.output_dir, unit["subject"], unit.get("session"), work_dir=config.work_dir)

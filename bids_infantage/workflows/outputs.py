@@ -49,9 +49,11 @@ def init_ds_outputs_wf(*, output_dir: str | Path, has_t1w: bool, has_t2w: bool,
         # images go to the workers: niworkflows' sink rewrites (re-gzips) a NIfTI whose header
         # it normalizes, about 1 s for a 0.8 mm image, which would stall the MultiProc
         # scheduler if run in the main process; small text files stay there
+        # overwrite: a sink runs in every run, also when Nipype has it cached, so that each
+        # output's modification time says this run wrote it (remove_stale_outputs)
         image = kw.get("compress", False)
         return pe.Node(DerivativesDataSink(base_directory=out, datatype="anat", **kw),
-                       name=name, run_without_submitting=not image)
+                       name=name, run_without_submitting=not image, overwrite=True)
 
     preproc_anat = ds(f"ds_{anat.lower()}_preproc", desc="preproc", suffix=anat, compress=True,
                       SkullStripped=True)
@@ -114,6 +116,6 @@ def init_ds_reportlets_wf(*, output_dir: str | Path, descs, anat: str, name: str
     for desc in descs:
         node = pe.Node(DerivativesDataSink(base_directory=str(output_dir), datatype="figures",
                                            desc=desc, suffix=anat, extension=".svg"),
-                       name=f"ds_report_{desc}", run_without_submitting=True)
+                       name=f"ds_report_{desc}", run_without_submitting=True, overwrite=True)
         workflow.connect([(inputnode, node, [("source_file", "source_file"), (desc, "in_file")])])
     return workflow
