@@ -54,7 +54,8 @@ def generate_cohort(out_dir, *, atlas_path, reference_path, masks_tsv, n: int, s
     number of bins the ages are drawn for; the cohort is the first ``n`` of them, so a cohort
     of ``n < strata`` is the prefix of the larger one (same ages and seeds). Existing samples are kept
     (resumable). The preprocessing parameters the samples go through are recorded in
-    ``out_dir/preprocessing.json`` (see :func:`cohort_preprocessing`); resuming with other
+    ``out_dir/preprocessing.json`` (see :func:`cohort_preprocessing`) and the synthesis atlas
+    version in ``out_dir/generator.json`` (:func:`cohort_generator`); resuming with other
     defaults logs a warning. Returns the sample paths.
     """
     import multiprocessing as mp
@@ -66,7 +67,14 @@ def generate_cohort(out_dir, *, atlas_path, reference_path, masks_tsv, n: int, s
     out_dir.mkdir(parents=True, exist_ok=True)
     from .synthesis import ATLAS_VERSION
 
-    current = dict(preprocessing_settings(), atlas_version=ATLAS_VERSION)
+    generator = {"atlas_version": ATLAS_VERSION}
+    if not any(out_dir.glob("sample-*.npz")):
+        atomic_write_text(out_dir / "generator.json", json.dumps(generator) + "\n")
+    elif cohort_generator(out_dir) != generator:
+        LOGGER.warning("%s: existing samples were drawn from another synthesis atlas (%s, now %s); "
+                       "delete the folder to regenerate them", out_dir,
+                       cohort_generator(out_dir) or "version 1", generator)
+    current = preprocessing_settings()
     recorded = cohort_preprocessing(out_dir)
     if recorded is None and not any(out_dir.glob("sample-*.npz")):
         atomic_write_text(out_dir / "preprocessing.json", json.dumps(current, indent=1) + "\n")
@@ -92,6 +100,14 @@ def generate_cohort(out_dir, *, atlas_path, reference_path, masks_tsv, n: int, s
             if (k + 1) % 50 == 0:
                 LOGGER.info("generated %d/%d samples in %s", k + 1, n, out_dir)
     return paths
+
+
+def cohort_generator(out_dir) -> dict | None:
+    """The synthesis atlas a cohort was drawn from (``generator.json``: ``atlas_version``,
+    :data:`~bids_infantage.models.synthesis.ATLAS_VERSION`), or None for a cohort drawn before
+    it was recorded (atlas version 1)."""
+    path = Path(out_dir) / "generator.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def cohort_preprocessing(out_dir) -> dict | None:

@@ -505,16 +505,21 @@ def _train_job(job):
     return {k: v.clone() for k, v in net.state_dict().items()}, time.time() - t0, history
 
 
-def member_fingerprint(settings: dict, preprocessing: dict | None) -> str:
+def member_fingerprint(settings: dict, preprocessing: dict | None,
+                       generator: dict | None = None) -> str:
     """sha256 of what a trained member depends on: the training settings (except the number
-    of members, which does not change any one member), the preprocessing of the cohort and
-    the torch version."""
+    of members, which does not change any one member), the preprocessing of the cohort, the
+    synthesis atlas it was drawn from (``generator``, from ``generator.json``; None for
+    atlas version 1, so that members cached before it was recorded keep their fingerprint)
+    and the torch version."""
     import torch
 
     keys = {k: v for k, v in settings.items()
             if k not in ("members", "n_val", "seed_val", "tta_shift_voxels")}
-    blob = json.dumps({"settings": keys, "preprocessing": preprocessing,
-                       "torch": torch.__version__}, sort_keys=True)
+    record = {"settings": keys, "preprocessing": preprocessing, "torch": torch.__version__}
+    if generator and generator.get("atlas_version", 1) != 1:
+        record["generator"] = generator
+    blob = json.dumps(record, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -601,7 +606,7 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
     """Train every configuration and write the bundle to ``out_dir``. Returns bundle.json."""
     import torch
 
-    from .dataset import cohort_preprocessing
+    from .dataset import cohort_generator, cohort_preprocessing
 
     t0 = time.time()
     train, val = build_data(cache, shared, settings, nprocs)
@@ -621,7 +626,8 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
         _JOB_DATA["ventricles"] = np.load(vent_path)["ventricles"]
     tc = time.time()
     member_dir = cache / "members"
-    fingerprint = member_fingerprint(settings, cohort_preprocessing(cache / "train"))
+    fingerprint = member_fingerprint(settings, cohort_preprocessing(cache / "train"),
+                                     cohort_generator(cache / "train"))
     done = {job: load_member(member_dir, *job, fingerprint) for job in jobs}
     todo = [job for job in jobs if done[job] is None]
     LOGGER.info("%d members to train, %d from %s", len(todo), len(jobs) - len(todo), member_dir)
@@ -670,6 +676,7 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
                          "DBC-Lab/Brain_MRI_Enhancement b47e31f",
             "brain_volumes": "206 BCP brain masks (masks.tsv), MIT",
             "synthesis": "bids_infantage.models.synthesis",
+            "synthesis_atlas_version": (cohort_generator(cache / "train") or {}).get("atlas_version", 1),
         },
         seconds_per_member=seconds, seconds=time.time() - t0,
         preprocessing=cohort_preprocessing(cache / "train"))
