@@ -290,7 +290,7 @@ def summarize(config, units, t0: float, run_start: float) -> int:
     return 1 if failed else 0
 
 
-def run_participant(config, locks: OutputLocks | None = None) -> int:
+def run_participant(config, locks: OutputLocks) -> int:
     """Participant level: lock the subjects' outputs (``locks``, :func:`lock_outputs`),
     preprocess, predict, sink outputs, assemble reports."""
     from nipype import config as ncfg
@@ -315,7 +315,7 @@ def run_participant(config, locks: OutputLocks | None = None) -> int:
         unit["masks"] = find_precomputed_masks(config.derivatives, unit)
     LOGGER.info("%d subject/session(s): %s", len(units),
                 ", ".join(f"sub-{u['subject']}" + (f"_ses-{u['session']}" if u['session'] else "") for u in units))
-    lock_outputs(locks or OutputLocks(config.output_dir), sorted({f"sub-{u['subject']}" for u in units}))
+    lock_outputs(locks, sorted({f"sub-{u['subject']}" for u in units}))
     from ..interfaces.images import check_header
 
     for unit in units:  # a degenerate header stops the run before anything is written (exit 2)
@@ -389,12 +389,12 @@ def _write_citation(output_dir: Path, workflow) -> None:
                   + " ".join(unique) + "\n")
 
 
-def run_group_level(config, locks: OutputLocks | None = None) -> int:
+def run_group_level(config, locks: OutputLocks) -> int:
     """Group level: cohort table, metrics, bias correction, plots and report (the ``group``
     lock held, :func:`lock_outputs`)."""
     from ..workflows.group import run_group
 
-    lock_outputs(locks or OutputLocks(config.output_dir), ["group"])
+    lock_outputs(locks, ["group"])
 
     result = run_group(config.output_dir, bias_correction_file=config.bias_correction,
                        include_flagged=config.include_flagged)

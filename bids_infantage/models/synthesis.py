@@ -136,6 +136,29 @@ def grid_edge_correlation(t1w: np.ndarray, t2w: np.ndarray, mask: np.ndarray,
     return edge_correlation(*images)
 
 
+def coarse_to_fine_demons(fixed, moving, iterations: int):
+    """Displacement field (SimpleITK, float64 vectors) of diffeomorphic demons (fast symmetric
+    forces, field smoothing SD 1.5 voxels) from ``moving`` to ``fixed``: ``iterations`` at
+    twice the grid spacing (4 mm on the synthesis grid), then as many at full resolution,
+    started from the coarse field. Intensities must be comparable (histogram-match first)."""
+    import SimpleITK as sitk
+
+    demons = sitk.FastSymmetricForcesDemonsRegistrationFilter()
+    demons.SetNumberOfIterations(iterations)
+    demons.SetStandardDeviations(1.5)
+    field = None
+    for shrink in (2, 1):
+        f = sitk.Shrink(fixed, [shrink] * 3) if shrink > 1 else fixed
+        mv = sitk.Shrink(moving, [shrink] * 3) if shrink > 1 else moving
+        if field is not None:
+            field = sitk.Resample(field, f, sitk.Transform(), sitk.sitkLinear, 0.0,
+                                  sitk.sitkVectorFloat64)
+            field = demons.Execute(f, mv, field)
+        else:
+            field = demons.Execute(f, mv)
+    return field
+
+
 def align_t1w_to_t2w(t1w: np.ndarray, t2w: np.ndarray, mask: np.ndarray, spacing_mm: float = SYNTH_SPACING_MM) -> np.ndarray:
     """Warp a template's T1w onto its T2w when the two are not in register.
 
@@ -177,18 +200,7 @@ def align_t1w_to_t2w(t1w: np.ndarray, t2w: np.ndarray, mask: np.ndarray, spacing
         fixed, moving, sitk.AffineTransform(3), sitk.CenteredTransformInitializerFilter.MOMENTS), inPlace=False)
     affine = reg.Execute(fixed, moving)
     matched = sitk.HistogramMatching(sitk.Resample(moving, fixed, affine, sitk.sitkLinear, 0.0), fixed, 128, 7, True)
-    demons = sitk.FastSymmetricForcesDemonsRegistrationFilter()
-    demons.SetNumberOfIterations(80)
-    demons.SetStandardDeviations(1.5)
-    field = None
-    for shrink in (2, 1):
-        f = sitk.Shrink(fixed, [shrink] * 3) if shrink > 1 else fixed
-        mv = sitk.Shrink(matched, [shrink] * 3) if shrink > 1 else matched
-        if field is None:
-            field = demons.Execute(f, mv)
-        else:
-            field = demons.Execute(f, mv, sitk.Resample(field, f, sitk.Transform(), sitk.sitkLinear, 0.0,
-                                                        sitk.sitkVectorFloat64))
+    field = coarse_to_fine_demons(fixed, matched, iterations=80)
     warp = sitk.CompositeTransform(3)
     warp.AddTransform(affine)
     warp.AddTransform(sitk.DisplacementFieldTransform(sitk.Cast(field, sitk.sitkVectorFloat64)))
@@ -300,20 +312,7 @@ def build_atlas(tf_home, reference_mask, cohorts=(1, 2, 3, 4, 5)) -> Atlas:
         for im in (fixed, moving):
             im.CopyInformation(grid)
         moving = sitk.HistogramMatching(moving, fixed, 128, 7, True)
-        demons = sitk.FastSymmetricForcesDemonsRegistrationFilter()
-        demons.SetNumberOfIterations(60)
-        demons.SetStandardDeviations(1.5)
-        field = None
-        # coarse-to-fine: 4 mm then 2 mm
-        for shrink in (2, 1):
-            f = sitk.Shrink(fixed, [shrink] * 3) if shrink > 1 else fixed
-            mv = sitk.Shrink(moving, [shrink] * 3) if shrink > 1 else moving
-            if field is not None:
-                field = sitk.Resample(field, f, sitk.Transform(), sitk.sitkLinear, 0.0,
-                                      sitk.sitkVectorFloat64)
-                field = demons.Execute(f, mv, field)
-            else:
-                field = demons.Execute(f, mv)
+        field = coarse_to_fine_demons(fixed, moving, iterations=60)
         disp = sitk.GetArrayFromImage(field).astype(np.float32)
         field_t = sitk.DisplacementFieldTransform(sitk.Cast(field, sitk.sitkVectorFloat64))
         w = []
