@@ -7,7 +7,8 @@
 #   bash scripts/container-smoke.sh [PIP_RUN]
 #
 # PIP_RUN (optional): output folder of a pip-installed run on ../shared/demo_bids that includes
-# sub-m06 (e.g. out/demo from scripts/demo.sh), or that run's sub-m06_brainage.tsv.
+# sub-m06 (e.g. `bids-infantage ../shared/demo_bids out/demo-full participant`; not the 1.6 mm
+# embedded demo of scripts/demo.sh), or that run's sub-m06_brainage.tsv.
 #
 # Environment: IMAGE (default bids/infantage:dev), SKIP_BUILD=1 (reuse the image),
 # NPROCS (default 2), TOL_MONTHS (largest accepted age difference, default 0.05),
