@@ -43,15 +43,17 @@ DEFAULTS = {
     "tta_shift_voxels": 1,
     "channels": [12, 24, 48, 64],
     "loss_weights": {"l1": 1.0, "nll": 0.2, "seg": 0.3, "recon": 0.3},
+    # ages are drawn for 512 / 96 strata and a cohort is their prefix, so a smaller
+    # --n-train / --n-val reuses the samples of the full one (generate_cohort)
+    "age_strata": {"train": 512, "val": 96},
 }
 
 
 #: Model input and augmentation of the transfer recipe (issue #14): rank standardization, no
-#: brain-size input, contrast augmentation; cohorts drawn as prefixes of 512 / 96 age strata
+#: brain-size input, contrast augmentation
 TRANSFER_RECIPE = {
     "input": {"intensity": "rank", "rank_erode_voxels": 1, "volume_feature": "none",
               "augment": "contrast"},
-    "age_strata": {"train": 512, "val": 96},
 }
 
 
