@@ -34,6 +34,7 @@ class Config:
     plugin_file: Path | None = None
     bias_correction: Path | None = None
     include_flagged: bool = False
+    verbosity: int = 0
     version: str = ""
 
     def to_toml(self, path: Path) -> Path:

@@ -29,6 +29,15 @@ def _positive(kind, what: str):
     return convert
 
 
+def version_string() -> str:
+    """``bids-infantage v<version> (default model <name> <sha256[:12]>)``: the package and the
+    identity of its packaged default model (the pinned sha256 of its ``bundle.json``)."""
+    from ..models.bundle import DEFAULT_BUNDLE_SHA256, DEFAULT_MODEL
+
+    return (f"bids-infantage v{__version__} (default model {DEFAULT_MODEL} "
+            f"{DEFAULT_BUNDLE_SHA256[:12]})")
+
+
 def get_parser() -> argparse.ArgumentParser:
     """The ``bids-infantage`` argument parser."""
     p = argparse.ArgumentParser(
@@ -39,7 +48,11 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("bids_dir", type=Path, help="the root folder of a BIDS dataset")
     p.add_argument("output_dir", type=Path, help="the output folder (BIDS-Derivatives)")
     p.add_argument("analysis_level", choices=["participant", "group"], help="processing stage")
-    p.add_argument("--version", action="version", version=f"bids-infantage v{__version__}")
+    p.add_argument("--version", action="version", version=version_string())
+    p.add_argument("-v", "--verbose", dest="verbose_count", action="count", default=0,
+                   help="more output: -v prints every Nipype node as it starts and ends")
+    p.add_argument("-q", "--quiet", dest="quiet_count", action="count", default=0,
+                   help="less output: no progress lines, only warnings, errors and the summary")
     g = p.add_argument_group("selection")
     g.add_argument("--participant-label", "--participant_label", nargs="+", default=[],
                    type=_strip_prefix("sub-"), help="participant labels (with or without sub-)")

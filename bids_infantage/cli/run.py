@@ -33,12 +33,19 @@ group_*
 """
 
 
-def _setup_logging(work_dir: Path) -> None:
-    """Our messages on the console; Nipype's in a log file (no tracebacks on the console)."""
+#: Level of the run's summary: shown with -q too (which hides INFO messages)
+SUMMARY = 35
+logging.addLevelName(SUMMARY, "SUMMARY")
+
+
+def _setup_logging(work_dir: Path, verbosity: int = 0) -> None:
+    """Our messages on the console (INFO; -q: warnings, errors and the summary; -v: DEBUG);
+    Nipype's in a log file (no tracebacks on the console)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("bids-infantage: %(message)s"))
     LOGGER.handlers[:] = [handler]
-    LOGGER.setLevel(logging.INFO)
+    LOGGER.setLevel(logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0
+                    else logging.INFO)
     LOGGER.propagate = False
     work_dir.mkdir(parents=True, exist_ok=True)
     # MultiProc workers start fresh interpreters (forkserver) that read this config: keep their
@@ -286,8 +293,13 @@ def summarize(config, units, t0: float, run_start: float) -> int:
         else:
             failed += 1
             lines.append(f"  {unit_name(unit)}: FAILED (not run; an earlier failure stopped the workflow)")
-    LOGGER.info("\n".join(lines))
+    LOGGER.log(SUMMARY, "\n".join(lines))
     return 1 if failed else 0
+
+
+def _unit_label(unit: dict) -> str:
+    """``sub-<label>[_ses-<label>]``."""
+    return f"sub-{unit['subject']}" + (f"_ses-{unit['session']}" if unit.get("session") else "")
 
 
 def run_participant(config, locks: OutputLocks) -> int:
@@ -298,7 +310,8 @@ def run_participant(config, locks: OutputLocks) -> int:
     from ..models.bundle import load_bundle
     from ..reports.core import generate_report
     from ..utils.bids import chronological_age, collect_sessions, index_dataset
-    from ..workflows.base import init_bids_infantage_wf
+    from ..utils.progress import ParticipantProgress
+    from ..workflows.base import init_bids_infantage_wf, unit_name
 
     t0 = time.time()
     plugin = config.plugin_settings()
@@ -342,13 +355,20 @@ def run_participant(config, locks: OutputLocks) -> int:
             except (OSError, RuntimeError) as exc:
                 LOGGER.warning("--write-graph: graph not written (%s); install graphviz", exc)
         LOGGER.info("running with %s (%s)", plugin["plugin"], plugin["plugin_args"])
+        progress = ParticipantProgress(
+            workflow, {f"single_session_{unit_name(u)}_wf": _unit_label(u) for u in units},
+            verbosity=config.verbosity)
+        if plugin["plugin"] in ("Linear", "MultiProc", "LegacyMultiProc"):
+            plugin = {"plugin": plugin["plugin"],
+                      "plugin_args": dict(plugin["plugin_args"], status_callback=progress)}
         # Nipype's MultiProc calls gc.collect() before every submission; with pybids' layout,
         # the workflow graph and the imported libraries alive, each call took 0.1 s of the
         # scheduler's time (19 s in a 5-subject run). Objects alive now are kept for the run
         # anyway: freeze them out of the collector's scans.
         gc.freeze()
         try:
-            workflow.run(**plugin)
+            with progress:
+                workflow.run(**plugin)
         except Exception:  # nipype raises when any node failed; the summary below says which
             LOGGER.info("some nodes failed; the summary below names them and their crash files")
         finally:
@@ -398,7 +418,7 @@ def run_group_level(config, locks: OutputLocks) -> int:
 
     result = run_group(config.output_dir, bias_correction_file=config.bias_correction,
                        include_flagged=config.include_flagged)
-    LOGGER.info("group outputs written to %s (report: %s)", config.output_dir,
+    LOGGER.log(SUMMARY, "group outputs written to %s (report: %s)", config.output_dir,
                 config.output_dir / "group.html")
     return 0 if result is not None else 1
 
@@ -430,9 +450,9 @@ def main(argv=None) -> int:
         stop_on_first_crash=opts.stop_on_first_crash, write_graph=opts.write_graph,
         reports_only=opts.reports_only, plugin_file=opts.plugin_file,
         bias_correction=opts.bias_correction, include_flagged=opts.include_flagged,
-        version=__version__,
+        verbosity=opts.verbose_count - opts.quiet_count, version=__version__,
     )
-    _setup_logging(config.work_dir)
+    _setup_logging(config.work_dir, config.verbosity)
     locks = OutputLocks(config.output_dir)
     rc = 1
     previous = install_interrupt_handlers(locks, getattr(opts, "output_created", False))

@@ -266,13 +266,15 @@ def _run_job(job):
     return means[0], vars_[0], time.time() - t0, fitted
 
 
-def _map(fn, jobs, nprocs: int):
-    if nprocs > 1 and len(jobs) > 1:
-        import multiprocessing as mp
+def _map(fn, jobs, nprocs: int, what: str = "trainings"):
+    from ..utils.progress import map_with_progress
 
-        with mp.get_context("fork").Pool(nprocs) as pool:  # 1 torch thread per worker
-            return pool.map(fn, jobs, chunksize=1)
-    return [fn(j) for j in jobs]
+    def describe(job):
+        if len(job) == 2:  # final bundle: (configuration, member)
+            return f"{job[0]} member {job[1]}"
+        return f"{model_label(job[0], job[1])} repeat {job[2]} fold {job[3]} member {job[4]}"
+
+    return map_with_progress(fn, jobs, nprocs, logger=LOGGER, what=what, describe=describe)
 
 
 def cross_validate(data: dict, configs, settings: dict, nprocs: int = 1, wada_configs=()):
@@ -369,7 +371,7 @@ def train_final_bundle(data: dict, configs, settings: dict, predictions: pd.Data
     default = load_bundle()
     jobs = [(c, m) for c in configs for m in range(settings["final_members"])]
     _JOB.update(data=data, settings=settings)
-    states = _map(_final_job, jobs, nprocs)
+    states = _map(_final_job, jobs, nprocs, what="final-bundle members")
     torch.set_num_threads(max(1, nprocs))
     nets_by_config, calibrations = {}, {}
     oof = predictions[predictions["repeat"] == 0].set_index("subject")

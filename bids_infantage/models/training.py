@@ -633,13 +633,11 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
     done = {job: load_member(member_dir, *job, fingerprint) for job in jobs}
     todo = [job for job in jobs if done[job] is None]
     LOGGER.info("%d members to train, %d from %s", len(todo), len(jobs) - len(todo), member_dir)
-    if nprocs > 1 and len(todo) > 1:
-        import multiprocessing as mp
+    from ..utils.progress import map_with_progress
 
-        with mp.get_context("fork").Pool(nprocs) as pool:  # one member per process, 1 thread each
-            trained = pool.map(_train_job, todo, chunksize=1)
-    else:
-        trained = [_train_job(job) for job in todo]
+    # one member per process, 1 thread each; one line with the ETA as each member ends
+    trained = map_with_progress(_train_job, todo, nprocs, logger=LOGGER, what="members",
+                                describe=lambda job: f"{job[0]} member {job[1]}")
     for job, result in zip(todo, trained):
         save_member(member_dir, *job, fingerprint, *result)
         done[job] = result
