@@ -8,9 +8,9 @@ Three parts, each printed as markdown tables:
    tree (the MultiProc workers are forkserver grandchildren, so ``getrusage`` would miss
    them: a psutil sampler polls the tree every 0.1 s); seconds per stage from each Nipype
    node's result file.
-2. **Inference alone.** Bundle load, then the whole ensemble (all members, the test-time augmentation recorded in the bundle) of each
-   configuration on one preprocessed input, with and without Grad-CAM; median of repeats, on
-   CPU (1 thread, as in the pipeline) and on CUDA when torch sees a GPU.
+2. **Inference alone.** Bundle load, then the whole ensemble (all members, the test-time
+   augmentation recorded in the bundle) of each configuration on one preprocessed input, with
+   and without Grad-CAM; median of repeats, on CPU (1 thread, as in the pipeline) and on CUDA when torch sees a GPU.
 3. **Fast vs careful.** Every demo template, its T1w misaligned by a known rigid transform
    (3 degrees about each axis, 4 mm), preprocessed with the shipped (fast) settings and with
    careful ones (rigid registration and N4 at full resolution, finer normalization), then

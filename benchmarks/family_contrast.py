@@ -11,9 +11,9 @@ region: ``deep`` (>= 6 voxels of 3 mm from the mask's edge), ``mid`` (4-6), ``ou
 (the lowest 20% of the brain: brainstem and cerebellum). Each cell is the median rank (0-1).
 
 Then, with ``--cache-dir`` (a training cache with synthetic cohorts in ``train/`` and
-``val/``), a ridge regression (alpha 1 on standardized features) of age on those features per channel, fitted on the synthetic
-samples and applied to both families: MAE (months) per family. A feature set that transfers
-scores alike on both.
+``val/``), a ridge regression (alpha 1 on standardized features) of age on those features per
+channel, fitted on the synthetic samples and applied to both families: MAE (months) per family.
+A feature set that transfers scores alike on both.
 
 Usage::
 

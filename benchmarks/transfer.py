@@ -49,8 +49,8 @@ Usage::
 ``--out`` keeps the CLI outputs and ``results.json`` (per bundle sha256), and the preprocessed
 probe inputs (``inputs/<reference mask sha256>/``, shared by every bundle with that reference):
 a rerun only computes what is missing, and a second bundle only predicts; delete ``--out``
-after changing preprocessing code. ``--cli-only`` stops after part (a); ``--images`` and ``--probes`` restrict part (b) (the CLI
-table always covers the five UNC templates). ``--quick``: 2 configurations,
+after changing preprocessing code. ``--cli-only`` stops after part (a); ``--images`` and
+``--probes`` restrict part (b) (the CLI table always covers the five UNC templates). ``--quick``: 2 configurations,
 5 probes, one image per family (a smoke run, 10 min on one core). Full run from scratch: 100 min on
 one core (the CLI part 10 min, 120 in-process preprocessings 30-60 s each).
 """

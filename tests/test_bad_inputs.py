@@ -17,14 +17,13 @@ from pathlib import Path
 import nibabel as nb
 import numpy as np
 import pytest
+from conftest import make_bids, make_brain
 
 from bids_infantage.cli.parser import parse_args
 from bids_infantage.interfaces.brainmask import BrainMask
 from bids_infantage.interfaces.images import load_validated
 from bids_infantage.utils.bids import chronological_age, collect_sessions, select_run
 from bids_infantage.utils.errors import InputError
-
-from conftest import make_bids, make_brain
 
 
 def assert_one_line(message: str, *fragments: str) -> None:
@@ -373,7 +372,8 @@ def test_inherited_skullstripped_metadata_is_honoured(tmp_path, brain, monkeypat
 
 
 def test_tiny_mask_is_refused(tmp_path):
-    path = make_brain(tmp_path / "sub-01_T1w.nii.gz", semi_axes_mm=(20.0, 20.0, 20.0))  # ~34 ml, trusted as skull-stripped
+    # ~34 ml, trusted as skull-stripped
+    path = make_brain(tmp_path / "sub-01_T1w.nii.gz", semi_axes_mm=(20.0, 20.0, 20.0))
     work = tmp_path / "work"
     work.mkdir()
     raise_input_error(lambda: BrainMask(in_file=str(path), source_file=str(path),

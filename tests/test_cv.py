@@ -131,8 +131,13 @@ def test_preprocessing_is_recorded_with_cohort_and_bundle(synthetic_cv):
 def test_wada_levels_and_network():
     import torch
 
-    from bids_infantage.models.nets.wada2d import (WADA_LEVELS, WadaLevelNet, blend_age_ranges,
-                                                   load_levels, locate_levels)
+    from bids_infantage.models.nets.wada2d import (
+        WADA_LEVELS,
+        WadaLevelNet,
+        blend_age_ranges,
+        load_levels,
+        locate_levels,
+    )
 
     # a toy label map: brainstem z 5-14 with cerebellar WM widest at z 8, ventral DC widest at
     # z 12, thalamus widest at z 18, ventricles up to z 24, brain up to z 40

@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SUBJECTS = ["m00", "m06", "m09", "m12", "m24"]
 AGES = {"m00": 0, "m06": 6, "m09": 9, "m12": 12, "m24": 24}
 
-from conftest import DEMO, input_state as _input_state, output_tree as _tree  # noqa: E402  (demo_run is in conftest)
+from conftest import DEMO  # noqa: E402  (demo_run is in conftest)
+from conftest import input_state as _input_state  # noqa: E402
+from conftest import output_tree as _tree  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not DEMO.is_dir(), reason="../shared/demo_bids not found")
 

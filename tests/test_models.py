@@ -492,8 +492,7 @@ def test_template_t1w_out_of_register_is_aligned_to_its_t2w():
     (T1W_IN_REGISTER_MIN) and warps the T1w onto the T2w (align_t1w_to_t2w)."""
     from scipy import ndimage
 
-    from bids_infantage.models.synthesis import (T1W_IN_REGISTER_MIN, align_t1w_to_t2w,
-                                                 grid_edge_correlation)
+    from bids_infantage.models.synthesis import T1W_IN_REGISTER_MIN, align_t1w_to_t2w, grid_edge_correlation
 
     rng = np.random.default_rng(0)
     shape = (56, 56, 56)

@@ -277,8 +277,7 @@ def test_edge_correlation_tells_one_brain_from_two():
     """#19 item 10: a T1w and a T2w of different infants passed (mask Dice 0.90). The edge
     correlation is high for one brain's two contrasts and low for two brains, and only the
     latter gets the QC message."""
-    from bids_infantage.interfaces.registration import (SAME_BRAIN_MIN, edge_correlation,
-                                                        same_brain_messages)
+    from bids_infantage.interfaces.registration import SAME_BRAIN_MIN, edge_correlation, same_brain_messages
 
     t1w_a, t2w_a, mask_a = _tissue_brain(1)
     _, t2w_b, _ = _tissue_brain(2)

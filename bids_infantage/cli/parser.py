@@ -82,7 +82,8 @@ def get_parser() -> argparse.ArgumentParser:
                    help="processes for Nipype (MultiProc)")
     g.add_argument("--omp-nthreads", type=_positive(int, "give 1 or more threads"), default=None,
                    help="threads per process for torch, OpenMP and ITK (default: 1)")
-    g.add_argument("--mem-gb", "--mem", type=_positive(float, "give the memory in GB, e.g. 8"), default=None, help="memory limit (GB)")
+    g.add_argument("--mem-gb", "--mem", type=_positive(float, "give the memory in GB, e.g. 8"), default=None,
+                   help="memory limit (GB)")
     g.add_argument("--plugin-file", type=Path, default=None,
                    help="Nipype plugin YAML (plugin: MultiProc|SLURM|SLURMGraph|SGE, plugin_args: {...})")
     g = p.add_argument_group("workflow")

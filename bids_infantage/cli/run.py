@@ -78,10 +78,10 @@ def _interface_modules() -> tuple[str, ...]:
 
 
 #: Modules imported once by the MultiProc forkserver, so that each worker forked from it has
-#: them already: the workers' signal dispositions (:mod:`.worker_signals`); niworkflows' sink module builds TemplateFlow's layout at import (4.8 s with
-#: the default ~/.cache/templateflow skeleton of 2,540 files), which every worker otherwise
-#: repeats; then SimpleITK and every module of ``bids_infantage.interfaces`` (torch is
-#: imported only inside the network node).
+#: them already: the workers' signal dispositions (:mod:`.worker_signals`); niworkflows' sink
+#: module builds TemplateFlow's layout at import (4.8 s with the default ~/.cache/templateflow
+#: skeleton of 2,540 files), which every worker otherwise repeats; then SimpleITK and every
+#: module of ``bids_infantage.interfaces`` (torch is imported only inside the network node).
 WORKER_PRELOAD = ("bids_infantage.cli.worker_signals", "niworkflows.interfaces.bids", "SimpleITK",
                   *_interface_modules())
 

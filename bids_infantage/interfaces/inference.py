@@ -106,7 +106,8 @@ class _TableOutputSpec(TraitedSpec):
 
 
 class BrainAgeTable(SimpleInterface):
-    """Write the one-row brain-age TSV of a session (columns: :data:`~bids_infantage.utils.columns.BRAINAGE_COLUMNS`)."""
+    """Write the one-row brain-age TSV of a session (columns:
+    :data:`~bids_infantage.utils.columns.BRAINAGE_COLUMNS`)."""
 
     input_spec = _TableInputSpec
     output_spec = _TableOutputSpec

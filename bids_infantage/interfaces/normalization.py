@@ -125,7 +125,8 @@ class T1wT2wRatioMap(SimpleInterface):
         t2 = nb.load(self.inputs.t2w_file)
         mask = np.asanyarray(nb.load(self.inputs.mask_file).dataobj) > 0
         std = StandardizeIntensity()
-        ratio = T1wT2wRatio()(std(t1.get_fdata(dtype=np.float32), mask), std(t2.get_fdata(dtype=np.float32), mask), mask)
+        ratio = T1wT2wRatio()(std(t1.get_fdata(dtype=np.float32), mask),
+                              std(t2.get_fdata(dtype=np.float32), mask), mask)
         out = Path(runtime.cwd) / "ratio.nii.gz"
         nb.Nifti1Image(ratio, t2.affine).to_filename(out)
         self._results["out_file"] = str(out)

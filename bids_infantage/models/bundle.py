@@ -327,11 +327,13 @@ class ModelBundle:
                          f"({v_lo:.0f}-{v_hi:.0f} ml)")
             oor = True
         if volume_z > VOLUME_Z_MAX:
-            flags.append(f"brain volume {volume_ml:.0f} ml is {format_against(volume_z, VOLUME_Z_MAX, 1, sign=True)} SD above the norm at the "
+            z_text = format_against(volume_z, VOLUME_Z_MAX, 1, sign=True)
+            flags.append(f"brain volume {volume_ml:.0f} ml is {z_text} SD above the norm at the "
                          f"predicted age: an older child, or macrocephaly")
             oor = True
         elif volume_z < -VOLUME_Z_MAX:
-            flags.append(f"brain volume {volume_ml:.0f} ml is {format_against(volume_z, -VOLUME_Z_MAX, 1, sign=True)} SD below the norm at the "
+            z_text = format_against(volume_z, -VOLUME_Z_MAX, 1, sign=True)
+            flags.append(f"brain volume {volume_ml:.0f} ml is {z_text} SD below the norm at the "
                          "predicted age: check the brain mask")
         if CONFIGURATIONS[config] == (0,) and age + half > T1W_ONLY_RESOLVES_MONTHS:
             flags.append(f"T1w only: T1w myelination contrast is nearly complete by about "

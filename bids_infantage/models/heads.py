@@ -68,7 +68,8 @@ def add_synthetic_head(brain: np.ndarray, mask: np.ndarray, zooms_mm, contrast: 
     scale = float(np.percentile(brain[mask], 99))
     dist = ndimage.distance_transform_edt(~mask, sampling=zooms)
     wobble = ndimage.gaussian_filter(rng.standard_normal(tuple(np.maximum(np.array(mask.shape) // 8, 2))), 1.0)
-    wobble = ndimage.zoom(wobble / (np.abs(wobble).max() + 1e-6), np.array(mask.shape) / np.array(wobble.shape), order=1)
+    wobble = ndimage.zoom(wobble / (np.abs(wobble).max() + 1e-6),
+                          np.array(mask.shape) / np.array(wobble.shape), order=1)
     wobble = 1.0 + 0.3 * wobble[tuple(slice(0, s) for s in mask.shape)]
     head = brain.copy()
     inner = 0.0

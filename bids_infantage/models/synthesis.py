@@ -159,7 +159,8 @@ def coarse_to_fine_demons(fixed, moving, iterations: int):
     return field
 
 
-def align_t1w_to_t2w(t1w: np.ndarray, t2w: np.ndarray, mask: np.ndarray, spacing_mm: float = SYNTH_SPACING_MM) -> np.ndarray:
+def align_t1w_to_t2w(t1w: np.ndarray, t2w: np.ndarray, mask: np.ndarray,
+                     spacing_mm: float = SYNTH_SPACING_MM) -> np.ndarray:
     """Warp a template's T1w onto its T2w when the two are not in register.
 
     An affine registration (Mattes mutual information, SimpleITK), then diffeomorphic demons
@@ -248,7 +249,7 @@ class Atlas:
                  reference_volume_ml=self.reference_volume_ml, version=ATLAS_VERSION)
 
     @classmethod
-    def load(cls, path: Path) -> "Atlas":
+    def load(cls, path: Path) -> Atlas:
         z = np.load(path)
         return cls(z["ages"], z["images"], z["warped_next"], z["disp"], tuple(z["origin"]),
                    tuple(z["direction"]), float(z["reference_volume_ml"]))
@@ -435,9 +436,8 @@ class SyntheticInfantGenerator:
 
     def _corrupt(self, img, mask_arr):
         """Gamma, bias field, blur, Rician noise, ghosting, skull-stripping; arbitrary scale."""
-        from scipy.ndimage import gaussian_filter, zoom
-
         import SimpleITK as sitk
+        from scipy.ndimage import gaussian_filter, zoom
 
         rng = self.rng
         x = np.clip(sitk.GetArrayFromImage(img), 0, None)

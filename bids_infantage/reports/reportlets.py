@@ -196,7 +196,7 @@ def _row_label(fig, axes_row, text: str) -> None:
 def _draw_background(axes_row, data, zooms, cuts, vmin, vmax, cmap="gray") -> None:
     """Draw grayscale slices of ``data`` in one row of panels, with the cut position."""
     n_cuts = len(cuts[0])
-    for o, (name, axis) in enumerate(ORIENTATIONS):
+    for o, (_name, axis) in enumerate(ORIENTATIONS):
         for k, index in enumerate(cuts[axis]):
             ax = axes_row[o * n_cuts + k]
             ax.imshow(_slice(data, axis, index), cmap=cmap, vmin=vmin, vmax=vmax, origin="lower",

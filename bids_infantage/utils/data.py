@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -12,7 +12,7 @@ def data_path(name: str) -> Path:
     return Path(str(resources.files("bids_infantage") / "data" / name))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_json(name: str) -> dict:
     """Load a JSON file from package data (e.g. registration parameters)."""
     return json.loads(data_path(name).read_text())

@@ -97,7 +97,9 @@ def _refuse_mixed_models(table, output_dir) -> None:
 
     counts = table["model_sha256"].dropna().value_counts()
     if len(counts) > 1:
-        listed = ", ".join(f"{sha[:12]} ({n} session(s), e.g. {table.loc[table['model_sha256'] == sha, 'participant_id'].iloc[0]})"
+        example = {sha: table.loc[table["model_sha256"] == sha, "participant_id"].iloc[0]
+                   for sha in counts.index}
+        listed = ", ".join(f"{sha[:12]} ({n} session(s), e.g. {example[sha]})"
                            for sha, n in counts.items())
         raise InputError(
             f"{output_dir}: the participant outputs come from {len(counts)} models ({listed}); "

@@ -37,7 +37,6 @@ def init_inference_wf(*, model: str, modality: str, has_t1w: bool, has_t2w: bool
 
     from ..interfaces.inference import BrainAgeInference, BrainAgeTable
     from ..interfaces.normalization import NormalizeToReference, ReferenceToAnat
-
     from ..models.bundle import load_bundle
 
     norm = load_bundle(model).meta.get("normalization", {})

@@ -1,7 +1,7 @@
 """MeshNet: a fully convolutional network of dilated 3D convolutions (brain extraction)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

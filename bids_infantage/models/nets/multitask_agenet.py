@@ -1,7 +1,7 @@
 """Multi-task 3D CNN for infant brain age, after Park, Choi & Gho (JMRI 2026)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
