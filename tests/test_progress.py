@@ -23,6 +23,7 @@ def _fail(x):
 def _workflow(tmp_path, fail_b=False):
     """Two sessions of four steps each (an IdentityInterface inputnode, which Nipype drops)."""
     wf = pe.Workflow(name="bids_infantage_wf", base_dir=str(tmp_path))
+    wf.config["execution"]["crashdump_dir"] = str(tmp_path)  # not the current folder
     for label in ("a", "b"):
         sub = pe.Workflow(name=f"single_session_{label}_wf")
         inputnode = pe.Node(niu.IdentityInterface(fields=["x"]), name="inputnode")
