@@ -511,3 +511,94 @@ def test_template_t1w_out_of_register_is_aligned_to_its_t2w():
     assert grid_edge_correlation(t1w, t2w, mask) > 0.8  # in register: left alone
     assert before < T1W_IN_REGISTER_MIN < after, (before, after)
     assert after > 0.7, after
+
+
+#: small training settings for bundles made in tests
+DEFAULTS_FOR_TEST = {"channels": [4, 8, 8, 8], "tta_shift_voxels": 0, "epochs": 1}
+
+
+def _tiny_cohort(n=24, seed=0):
+    rng = np.random.default_rng(seed)
+    image = (rng.random((n, 3, 64, 64, 64)) * 0.5).astype(np.float32)
+    image[:, :, :8] = 0  # background, so the saliency mask has something to mask
+    return {"image": image, "volume_ml": rng.uniform(400, 1200, n).astype(np.float32),
+            "age": np.linspace(0, 24, n).astype(np.float32),
+            "wm": (rng.random((n, 64, 64, 64)) > 0.5).astype(np.uint8)}
+
+
+def test_wada2019_member_trains_one_network_per_age_range(monkeypatch):
+    """train_member("wada2019") trains a 0-16 and an 8-24 month network on those samples only
+    and blends them as blend_age_ranges does."""
+    import torch
+
+    from bids_infantage.models import training
+    from bids_infantage.models.nets.wada2d import WadaAgeRangeEnsemble, blend_age_ranges
+
+    seen = []
+    real = training.train_member
+
+    def spy(data, config, seed, **kw):
+        if kw.get("architecture") == "wada":
+            seen.append((float(data["age"].min()), float(data["age"].max()), len(data["age"])))
+        return real(data, config, seed, **kw)
+
+    monkeypatch.setattr(training, "train_member", spy)
+    data = _tiny_cohort()
+    net = training.train_member(data, "t2w", 3, epochs=1, batch_size=8, lr=1e-3,
+                                channels=[4, 8, 8, 8], loss_weights=training.DEFAULTS["loss_weights"],
+                                architecture="wada2019")
+    assert isinstance(net, WadaAgeRangeEnsemble)
+    assert seen[0][1] <= 16 and seen[1][0] >= 8 and seen[0][2] + seen[1][2] > len(data["age"])
+    x = torch.from_numpy(data["image"][:4, 1:2])
+    with torch.no_grad():
+        out = net(x, torch.zeros(4, 1))
+    age, _ = blend_age_ranges(out["age_young"].numpy(), out["age_old"].numpy())
+    assert np.allclose(out["age"].numpy(), age, atol=1e-4)
+
+
+def test_wada2019_bundle_predicts_with_its_age_ranges(tmp_path):
+    """A bundle with architecture WadaAgeRangeEnsemble loads, predicts, gives both age ranges,
+    a gradient saliency map on its five levels only, and its table has the wada columns."""
+    import torch
+
+    from bids_infantage.interfaces.inference import BrainAgeTable
+    from bids_infantage.models.bundle import ModelBundle, resolve_bundle
+    from bids_infantage.models.nets.wada2d import load_levels
+    from bids_infantage.models.training import (
+        build_network,
+        calibrate,
+        predict_members,
+        write_bundle,
+    )
+    from bids_infantage.utils.columns import WADA_COLUMNS
+
+    torch.manual_seed(0)
+    nets = [build_network("wada2019", "t2w").eval() for _ in range(2)]
+    val = _tiny_cohort(16, seed=1)
+    means, vars_, feats = predict_members(nets, val, "t2w")
+    cal = calibrate(means, vars_, feats, val["age"])
+    meta = write_bundle(tmp_path / "wada2019", {"t2w": nets}, {"t2w": cal},
+                        settings=dict(DEFAULTS_FOR_TEST, architecture="wada2019"), name="wada2019",
+                        reference_mask=resolve_bundle(None) / "reference_mask.nii.gz",
+                        volume_norms={"0": [500.0, 60.0], "24": [1150.0, 110.0]},
+                        data_provenance={"test": True})
+    assert meta["architecture"] == "WadaAgeRangeEnsemble"
+    bundle = ModelBundle(tmp_path / "wada2019")
+    got = bundle.predict(val["image"][0], 800.0, "t2w")
+    assert set(got["age_ranges"]) == {"young_months", "old_months", "weight_old"}
+    assert 0.0 <= got["age_ranges"]["weight_old"] <= 1.0
+    sal = got["saliency"]
+    assert sal.shape == (64, 64, 64) and sal.max() == pytest.approx(1.0)
+    levels = load_levels()
+    off = np.ones(64, bool)
+    for z in levels:
+        off[max(0, z - 4):z + 5] = False  # the 3-slice slabs plus the smoothing's reach
+    # levels index the first spatial axis (axis 2 of the network's input tensor)
+    assert sal[off].max() < 1e-3 and sal[levels].max() > 0.05
+    pred = dict(got, saliency=None, configuration="t2w", volume_ml=800.0,
+                model_name=bundle.name, model_sha256=bundle.sha256)
+    (tmp_path / "prediction.json").write_text(json.dumps(pred))
+    res = BrainAgeTable(prediction=str(tmp_path / "prediction.json"), subject="01",
+                        normalization_dice=0.95).run(cwd=str(tmp_path))
+    header = open(res.outputs.out_file).readline().rstrip("\n").split("\t")
+    assert header[-3:] == list(WADA_COLUMNS)

@@ -15,7 +15,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from ..utils.columns import BRAINAGE_COLUMNS
+from ..utils.columns import BRAINAGE_COLUMNS, WADA_COLUMNS
 from ..utils.numbers import format_against, format_pair
 
 
@@ -154,12 +154,18 @@ class BrainAgeTable(SimpleInterface):
             "model_name": pred["model_name"],
             "model_sha256": pred["model_sha256"],
         }
+        columns = dict(BRAINAGE_COLUMNS)
+        if pred.get("age_ranges"):  # the Wada et al. (2019) ensemble's two age ranges
+            ranges = pred["age_ranges"]
+            row.update(wada_age_young_months=ranges["young_months"],
+                       wada_age_old_months=ranges["old_months"], wada_weight_old=ranges["weight_old"])
+            columns.update(WADA_COLUMNS)
         out = Path(runtime.cwd) / "brainage.tsv"
-        text = {c: _fmt(row[c]) for c in BRAINAGE_COLUMNS}
+        text = {c: _fmt(row[c]) for c in columns}
         for column in ("t1w_t2w_mask_dice", "normalization_mask_dice"):  # as the flags say
             if isinstance(row[column], float):
                 text[column] = format_against(row[column], QC_DICE_MIN, 3)
-        out.write_text("\t".join(BRAINAGE_COLUMNS) + "\n" + "\t".join(text.values()) + "\n")
+        out.write_text("\t".join(columns) + "\n" + "\t".join(text.values()) + "\n")
         self._results["out_file"] = str(out)
-        self._results["metadata"] = BRAINAGE_COLUMNS
+        self._results["metadata"] = columns
         return runtime

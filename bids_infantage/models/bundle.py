@@ -212,21 +212,20 @@ class ModelBundle:
             return self._nets[config]
         from safetensors.torch import load_file
 
-        from .nets.multitask_agenet import MultiTaskAgeNet
-
         spec = self.meta["configurations"][config]
         path = self.folder / spec["file"]
         tensors = load_file(str(path))
         nets = []
+        architecture = self.meta.get("architecture", "MultiTaskAgeNet")
         for k in range(spec["members"]):
-            net = MultiTaskAgeNet(in_channels=len(spec["channels"]), **self.meta["architecture_kwargs"])
+            net = self._network(architecture, len(spec["channels"]))
             prefix = f"member{k}."
             state = {n[len(prefix):]: t for n, t in tensors.items() if n.startswith(prefix)}
             try:
                 net.load_state_dict(state, strict=True)
             except RuntimeError as exc:
                 raise ModelBundleError(
-                    f"{path}: weights do not fit MultiTaskAgeNet ({str(exc).splitlines()[0]}); "
+                    f"{path}: weights do not fit {architecture} ({str(exc).splitlines()[0]}); "
                     "the bundle was made by another version: retrain it."
                 ) from None
             net.eval()
@@ -235,6 +234,28 @@ class ModelBundle:
             nets.append(net)
         self._nets[config] = nets
         return nets
+
+    def _network(self, architecture: str, in_channels: int):
+        """An untrained network of the bundle's architecture (``bundle.json``
+        ``architecture`` and ``architecture_kwargs``).
+
+        Raises
+        ------
+        ModelBundleError
+            Unknown architecture.
+        """
+        kwargs = self.meta.get("architecture_kwargs", {})
+        if architecture == "MultiTaskAgeNet":
+            from .nets.multitask_agenet import MultiTaskAgeNet
+
+            return MultiTaskAgeNet(in_channels=in_channels, **kwargs)
+        if architecture == "WadaAgeRangeEnsemble":
+            from .nets.wada2d import WadaAgeRangeEnsemble, WadaLevelNet
+
+            return WadaAgeRangeEnsemble(WadaLevelNet(in_channels=in_channels, **kwargs),
+                                        WadaLevelNet(in_channels=in_channels, **kwargs))
+        raise ModelBundleError(f"{self.folder / 'bundle.json'}: unknown architecture "
+                               f"{architecture!r}; use a bundle written by bids-infantage-train.")
 
     def volume_norm(self, age_months: float) -> tuple[float, float]:
         """BCP brain-volume mean and SD (ml) at an age (linear interpolation)."""
@@ -273,7 +294,10 @@ class ModelBundle:
             ``age``, ``sd``, ``lower``, ``upper`` (months, calibrated), ``members`` (raw
             member means), ``feature_distance``, ``volume_z``, ``flags`` (list of str),
             ``out_of_range`` (bool), ``saliency`` (ndarray (64, 64, 64) in [0, 1] or None),
-            ``age_range_months`` ([low, high] of the model).
+            ``age_range_months`` ([low, high] of the model); for the Wada et al. (2019)
+            ensemble also ``age_ranges``: ``young_months`` and ``old_months`` (raw member means
+            of the 0-16 and 8-24 month networks) and ``weight_old`` (0-1). The saliency map is
+            Grad-CAM for the 3D network, gradient saliency for the 2D ensemble.
         """
         import torch
 
@@ -287,6 +311,7 @@ class ModelBundle:
         size = 0.0 if norm.get("volume_feature") == "none" else volume_feature(volume_ml)
         s = torch.tensor([[size]], dtype=torch.float32, device=dev)
         means, variances = [], []
+        ranges = []  # Wada et al. (2019) ensembles: (young, old, weight of old) per member
         feats = None
         # the test-time augmentation the calibration was made with (older bundles: mirror only)
         xs = tta_batch(x, self.meta.get("test_time_augmentation", {}).get("shift_voxels", 0))
@@ -296,6 +321,8 @@ class ModelBundle:
                 o = net(xs, s.expand(len(xs), 1))
                 means.append(float(o["age"].mean()))
                 variances.append(float(o["log_var"].exp().mean()))
+                if "age_young" in o:
+                    ranges.append([float(o[key].mean()) for key in ("age_young", "age_old", "weight_old")])
                 if k == 0:
                     feats = o["features"][0].cpu().numpy()  # row 0: the unmodified input
         means_a = np.asarray(means)
@@ -342,13 +369,41 @@ class ModelBundle:
         if sd > cal["sd_threshold_months"]:
             flags.append("ensemble uncertainty high (SD %s > %s months)"
                          % format_pair(sd, cal["sd_threshold_months"], 1))
-        sal = self._grad_cam(nets[0], x, s) if saliency else None
-        return {
+        if not saliency:
+            sal = None
+        elif hasattr(nets[0], "stage3"):
+            sal = self._grad_cam(nets[0], x, s)
+        else:
+            sal = self._gradient_saliency(nets[0], x, s)
+        if ranges:
+            young, old, weight = np.asarray(ranges).mean(0)
+            extra = {"age_ranges": {"young_months": float(young), "old_months": float(old),
+                                    "weight_old": float(weight)}}
+        else:
+            extra = {}
+        return {**extra,
             "age": float(age), "sd": sd, "lower": float(age - half), "upper": float(age + half),
             "coverage": cal["interval_coverage"], "members": means, "raw_age": raw,
             "feature_distance": dist, "volume_z": float(volume_z), "flags": flags,
             "out_of_range": oor, "saliency": sal, "age_range_months": [lo_age, hi_age],
         }
+
+    @staticmethod
+    def _gradient_saliency(net, x, s) -> np.ndarray:
+        """Gradient saliency (Simonyan et al., ICLR 2014 workshop): |d age / d input| summed
+        over channels, smoothed (Gaussian, sigma 1 voxel) and scaled to [0, 1]; (64, 64, 64).
+        For networks without a 3D feature stage to take Grad-CAM on (the five-level 2D
+        ensemble of Wada et al. 2019, whose map is non-zero on its five slabs only)."""
+        import torch
+        from scipy import ndimage
+
+        with torch.enable_grad():
+            xg = x.clone().requires_grad_(True)
+            net(xg, s)["age"].sum().backward()
+        grad = xg.grad[0].abs().sum(0).cpu().numpy()
+        grad = ndimage.gaussian_filter(grad, 1.0) * (x[0].abs().sum(0).cpu().numpy() > 0)
+        peak = grad.max()
+        return (grad / peak).astype(np.float32) if peak > 0 else grad.astype(np.float32)
 
     @staticmethod
     def _grad_cam(net, x, s) -> np.ndarray:

@@ -187,7 +187,8 @@ def build_network(architecture: str, config: str, channels=None):
 
     ``multitask``: :class:`~bids_infantage.models.nets.multitask_agenet.MultiTaskAgeNet`
     (3D, Park et al. 2026); ``wada``: :class:`~bids_infantage.models.nets.wada2d.WadaLevelNet`
-    (five axial levels, Wada et al. 2019).
+    (five axial levels, Wada et al. 2019); ``wada2019``: their 0-16 / 8-24 month ensemble of
+    two of those (:class:`~bids_infantage.models.nets.wada2d.WadaAgeRangeEnsemble`).
 
     Raises
     ------
@@ -203,7 +204,11 @@ def build_network(architecture: str, config: str, channels=None):
         from .nets.wada2d import WadaLevelNet
 
         return WadaLevelNet(in_channels=n_in)
-    raise ValueError(f"unknown architecture {architecture!r}: use multitask or wada")
+    if architecture == "wada2019":
+        from .nets.wada2d import WadaAgeRangeEnsemble, WadaLevelNet
+
+        return WadaAgeRangeEnsemble(WadaLevelNet(in_channels=n_in), WadaLevelNet(in_channels=n_in))
+    raise ValueError(f"unknown architecture {architecture!r}: use multitask, wada or wada2019")
 
 
 def members_from_states(config: str, states, channels, architecture: str = "multitask") -> list:
@@ -228,9 +233,10 @@ def train_member(data, config: str, seed: int, *, epochs: int, batch_size: int, 
         From :func:`~bids_infantage.models.dataset.load_cohort`.
     config : str
         Input configuration (key of :data:`CONFIGURATIONS`).
-    architecture : {"multitask", "wada"}
+    architecture : {"multitask", "wada", "wada2019"}
         See :func:`build_network`; the segmentation and reconstruction losses apply only to
-        networks that have those heads.
+        networks that have those heads. ``wada2019`` trains a ``wada`` network on the samples
+        aged 0-16 months and one on those aged 8-24 months, and returns their ensemble.
     settings : dict, optional
         Training settings; their ``input`` entry selects the model input and augmentation
         (:func:`input_normalization`).
@@ -243,6 +249,19 @@ def train_member(data, config: str, seed: int, *, epochs: int, batch_size: int, 
     import torch
     import torch.nn.functional as F
 
+    if architecture == "wada2019":  # one network per age range (Wada et al. 2019), then blended
+        from .nets.wada2d import OLD_RANGE, YOUNG_RANGE, WadaAgeRangeEnsemble
+
+        parts = []
+        for k, (lo, hi) in enumerate((YOUNG_RANGE, OLD_RANGE)):
+            keep = np.flatnonzero((data["age"] >= lo) & (data["age"] <= hi))
+            subset = {key: (v[keep] if isinstance(v, np.ndarray) and len(v) == len(data["age"]) else v)
+                      for key, v in data.items()}
+            parts.append(train_member(subset, config, seed + 7919 * k, epochs=epochs,
+                                      batch_size=batch_size, lr=lr, channels=channels,
+                                      loss_weights=loss_weights, history=history,
+                                      architecture="wada", settings=settings))
+        return WadaAgeRangeEnsemble(*parts).eval()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     chans = list(CONFIGURATIONS[config])
@@ -503,7 +522,8 @@ def _train_job(job):
     net = train_member(_JOB_DATA["train"], config, seed=1000 * (index + 1) + len(config),
                        epochs=settings["epochs"], batch_size=settings["batch_size"], lr=settings["lr"],
                        channels=settings["channels"], loss_weights=settings["loss_weights"],
-                       history=history, settings=settings)
+                       history=history, settings=settings,
+                       architecture=settings.get("architecture", "multitask"))
     return {k: v.clone() for k, v in net.state_dict().items()}, time.time() - t0, history
 
 
@@ -627,7 +647,8 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
                 shared / "infant-asegs", sitk.ReadImage(str(cache / "ref.nii.gz"))))
         _JOB_DATA["ventricles"] = np.load(vent_path)["ventricles"]
     tc = time.time()
-    member_dir = cache / "members"
+    architecture = settings.get("architecture", "multitask")
+    member_dir = cache / ("members" if architecture == "multitask" else f"members-{architecture}")
     fingerprint = member_fingerprint(settings, cohort_preprocessing(cache / "train"),
                                      cohort_generator(cache / "train"))
     done = {job: load_member(member_dir, *job, fingerprint) for job in jobs}
@@ -651,7 +672,7 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
     for config in configs:
         nets = members_from_states(
             config, [st for (cfg, _), (st, _) in zip(jobs, states) if cfg == config],
-            settings["channels"])
+            settings["channels"], architecture)
         means, vars_, feats, perturbed = validation_predictions(
             nets, val, config, settings,
             perturbed=(settings.get("input") or {}).get("augment") == "contrast")
@@ -680,6 +701,22 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
         },
         seconds_per_member=seconds, seconds=time.time() - t0,
         preprocessing=cohort_preprocessing(cache / "train"))
+
+
+#: ``bundle.json`` ``architecture`` of each training architecture (ModelBundle.networks)
+BUNDLE_ARCHITECTURES = {"multitask": "MultiTaskAgeNet", "wada2019": "WadaAgeRangeEnsemble"}
+
+
+def _architecture_record(settings: dict) -> dict:
+    """``architecture`` and ``architecture_kwargs`` of a bundle trained with ``settings``."""
+    architecture = settings.get("architecture", "multitask")
+    if architecture == "multitask":
+        return {"architecture": "MultiTaskAgeNet",
+                "architecture_kwargs": {"channels": settings["channels"]}}
+    from .nets.wada2d import load_levels
+
+    return {"architecture": BUNDLE_ARCHITECTURES[architecture],
+            "architecture_kwargs": {"levels": load_levels()}}
 
 
 def write_bundle(out_dir: Path, nets_by_config: dict, calibrations: dict, *, settings: dict,
@@ -738,8 +775,7 @@ def write_bundle(out_dir: Path, nets_by_config: dict, calibrations: dict, *, set
     bundle = {
         "name": name,
         "version": __version__,
-        "architecture": "MultiTaskAgeNet",
-        "architecture_kwargs": {"channels": settings["channels"]},
+        **_architecture_record(settings),
         "geometry": {"shape": [64, 64, 64], "spacing_mm": 3.0, "reference": "reference_mask.nii.gz"},
         "normalization": input_normalization(settings),
         "age_range_months": [0.0, 24.0],
@@ -771,7 +807,14 @@ def main(argv=None) -> int:
     parser.add_argument("--shared", type=Path, default=Path("../shared"),
                         help="folder with templateflow/ and bcp-brainmasks/ (default ../shared)")
     parser.add_argument("--cache-dir", type=Path, default=Path("training-cache"))
-    parser.add_argument("--out", type=Path, default=data_path("models") / "infantage-default")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="bundle folder (default: the package's data/models/infantage-default, "
+                             "or data/models/wada2019 with --architecture wada2019)")
+    parser.add_argument("--architecture", choices=["multitask", "wada2019"], default="multitask",
+                        help="multitask: the default 3D multi-task CNN (after Park et al. 2026); "
+                             "wada2019: five axial levels, a 2D CNN per level and contrast, "
+                             "0-16 / 8-24 month ensemble (Wada et al. 2019), selectable with "
+                             "--model wada2019")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGURATIONS),
                         choices=list(CONFIGURATIONS))
     parser.add_argument("--nprocs", type=int, default=os.cpu_count() or 1)
@@ -786,6 +829,9 @@ def main(argv=None) -> int:
                         help="do not train: add the domain-shift term to the intervals of the "
                              "bundle in --out (recalibrate_interval; --n-val samples)")
     args = parser.parse_args(argv)
+    name = "infantage-default" if args.architecture == "multitask" else "wada2019"
+    if args.out is None:
+        args.out = data_path("models") / name
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.recalibrate_interval:
         report = recalibrate_interval(args.out, args.cache_dir, args.shared,
@@ -795,10 +841,12 @@ def main(argv=None) -> int:
     settings = dict(DEFAULTS)
     if args.recipe == "transfer":
         settings.update(TRANSFER_RECIPE)
+    if args.architecture != "multitask":
+        settings["architecture"] = args.architecture
     settings.update({k: getattr(args, k) for k in ("n_train", "n_val", "epochs", "members")
                      if getattr(args, k) is not None})
     bundle = train_bundle(args.out, args.cache_dir, args.shared, configs=args.configs,
-                          settings=settings, nprocs=args.nprocs)
+                          settings=settings, nprocs=args.nprocs, name=name)
     print(json.dumps({c: v["calibration"]["val_mae_months"]
                       for c, v in bundle["configurations"].items()}, indent=1))
     return 0

@@ -78,3 +78,24 @@ BRAINAGE_COLUMNS: dict[str, dict] = {
     "model_name": {"Description": "Name of the model bundle that made the prediction."},
     "model_sha256": {"Description": "sha256 of the model bundle's bundle.json."},
 }
+
+
+#: Columns added to the brain-age TSV by the Wada et al. (2019) age-range ensemble
+#: (``--model wada2019``), after :data:`BRAINAGE_COLUMNS`
+WADA_COLUMNS: dict[str, dict] = {
+    "wada_age_young_months": {
+        "Description": "Prediction of the ensemble's 0-16 month networks (raw mean of the members, "
+        "before the model's calibration), Wada et al. (2019).",
+        "Units": "months",
+    },
+    "wada_age_old_months": {
+        "Description": "Prediction of the ensemble's 8-24 month networks (raw mean of the members, "
+        "before the model's calibration).",
+        "Units": "months",
+    },
+    "wada_weight_old": {
+        "Description": "Weight of the 8-24 month networks in the blend: 0 below 8 months, 1 above "
+        "16 months, linear in between (at the mean of both predictions).",
+        "Units": "fraction (0-1)",
+    },
+}

@@ -39,8 +39,20 @@ def init_inference_wf(*, model: str, modality: str, has_t1w: bool, has_t2w: bool
     from ..interfaces.normalization import NormalizeToReference, ReferenceToAnat
     from ..models.bundle import load_bundle
 
-    norm = load_bundle(model).meta.get("normalization", {})
+    meta = load_bundle(model).meta
+    norm = meta.get("normalization", {})
     rank = str(norm.get("intensity", "")).startswith("rank")
+    if meta.get("architecture") == "WadaAgeRangeEnsemble":
+        network = ("brain age was predicted after Wada et al. (MRMS 2023; ISMRM 2019): five axial "
+                   "levels of the reference space (pons and middle cerebellar peduncles, midbrain, "
+                   "internal capsule with the splenium, centrum semiovale, subcortical white matter), "
+                   "a 2D CNN per level and contrast, and an ensemble of a 0-16 and an 8-24 month "
+                   "model blended across 8-16 months")
+        saliency = "a gradient saliency map (non-zero on the five levels only)"
+    else:
+        network = ("brain age was predicted by an ensemble of multi-task 3D CNNs (after Park, "
+                   "Choi & Gho, JMRI 2026)")
+        saliency = "a Grad-CAM saliency map"
     workflow = pe.Workflow(name=name)
     workflow.__desc__ = (
         "The brain mask was normalized to the model's reference brain mask with an affine "
@@ -49,11 +61,10 @@ def init_inference_wf(*, model: str, modality: str, has_t1w: bool, has_t2w: bool
         + (" (99th percentile in the brain mask, then histogram standardization: each voxel's "
            "rank among the voxels of the eroded brain mask, after Nyul & Udupa, MRM 1999)"
            if rank else " (99th percentile in the brain mask)")
-        + ", and brain age was predicted by an ensemble of multi-task 3D CNNs (after Park, "
-        "Choi & Gho, JMRI 2026) given "
+        + f", and {network}, given "
         + ("the images only (brain size is not a model input)"
            if norm.get("volume_feature") == "none" else "the images and the brain volume")
-        + ", with a calibrated prediction interval and a Grad-CAM saliency map."
+        + f", with a calibrated prediction interval and {saliency}."
     )
     inputnode = pe.Node(niu.IdentityInterface(fields=[
         "t1w_preproc", "t2w_preproc", "anat_preproc", "anat_mask", "volume_ml", "t1w_t2w_dice",

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["WADA_LEVELS", "WadaLevelNet", "blend_age_ranges", "load_levels", "locate_levels"]
+__all__ = ["WADA_LEVELS", "WadaAgeRangeEnsemble", "WadaLevelNet", "blend_age_ranges", "load_levels",
+           "locate_levels"]
 
 #: The five axial levels of Wada et al. (2019), inferior to superior.
 WADA_LEVELS = ("pons_mcp", "midbrain", "internal_capsule_splenium", "centrum_semiovale",
@@ -197,6 +198,39 @@ class WadaLevelNet(nn.Module):
         feats = torch.cat(feats, dim=1)
         out = self.age_head(torch.cat([feats, scalars], dim=1))
         return {"age": out[:, 0] * self.age_scale, "log_var": out[:, 1] + 2.0, "features": feats}
+
+
+class WadaAgeRangeEnsemble(nn.Module):
+    """The age-range ensemble of Wada et al. (2019) as one network: a
+    :class:`WadaLevelNet` trained on 0-16 months (``young``) and one on 8-24 months (``old``),
+    blended as :func:`blend_age_ranges` does (the old model's weight rises from 0 to 1 across
+    8-16 months, at the mean of both predictions).
+
+    Inputs and outputs are those of :class:`WadaLevelNet` (``age``, ``log_var`` of the blended
+    variance, ``features`` of both networks concatenated), plus ``age_young`` and ``age_old``
+    (B,) months and ``weight_old`` (B,) in [0, 1].
+
+    Examples:
+        >>> young = WadaLevelNet(in_channels=1, levels=[10, 14, 24, 34, 44])
+        >>> old = WadaLevelNet(in_channels=1, levels=[10, 14, 24, 34, 44])
+        >>> out = WadaAgeRangeEnsemble(young, old).eval()(torch.zeros(2, 1, 64, 64, 64), torch.zeros(2, 1))
+        >>> sorted(out), out["features"].shape
+        (['age', 'age_old', 'age_young', 'features', 'log_var', 'weight_old'], torch.Size([2, 320]))
+    """
+
+    def __init__(self, young: WadaLevelNet, old: WadaLevelNet) -> None:
+        super().__init__()
+        self.young = young
+        self.old = old
+
+    def forward(self, x: torch.Tensor, scalars: torch.Tensor) -> dict:
+        y, o = self.young(x, scalars), self.old(x, scalars)
+        lo, hi = OLD_RANGE[0], YOUNG_RANGE[1]
+        w = torch.clamp(((y["age"] + o["age"]) / 2 - lo) / (hi - lo), 0.0, 1.0)
+        var = (1 - w) * y["log_var"].exp() + w * o["log_var"].exp()
+        return {"age": (1 - w) * y["age"] + w * o["age"], "log_var": var.log(),
+                "features": torch.cat([y["features"], o["features"]], dim=1),
+                "age_young": y["age"], "age_old": o["age"], "weight_old": w}
 
 
 def blend_age_ranges(young: np.ndarray, old: np.ndarray, var_young=None, var_old=None):
