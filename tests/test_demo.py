@@ -126,3 +126,23 @@ def test_demo_runs_with_shared_out_of_reach(tmp_path):
     assert list(ages.values()) == sorted(ages.values()), ages
     assert abs(ages["m00"] - 0) < 3 and abs(ages["m24"] - 24) < 4, ages
     assert "reports in" in proc.stdout
+
+
+@pytest.mark.skipif(not (demo.demo_data_dir().parent / "models" / "wada2019" / "bundle.json").is_file(),
+                    reason="needs the shipped wada2019 bundle (bids-infantage-train --architecture wada2019)")
+def test_wada2019_runs_on_the_demo(tmp_path):
+    """--model wada2019 at participant level: its own columns and methods text, gradient saliency."""
+    out = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-m", "bids_infantage.cli.demo", str(out),
+                           "--participant-label", "m06", "--nprocs", "2", "--model", "wada2019"],
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    derivatives = out / "bids-infantage-wada2019"
+    table = derivatives / "sub-m06" / "anat" / "sub-m06_brainage.tsv"
+    row = next(csv.DictReader(open(table), delimiter="\t"))
+    assert row["model_name"] == "wada2019"
+    assert 0.0 <= float(row["wada_weight_old"]) <= 1.0
+    assert float(row["wada_age_young_months"]) != float(row["wada_age_old_months"])
+    sidecar = json.loads(table.with_suffix(".json").read_text())
+    assert "wada_age_young_months" in sidecar
+    assert "Wada et al." in (derivatives / "sub-m06.html").read_text()

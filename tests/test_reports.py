@@ -338,3 +338,10 @@ def test_screenshot(report_dirs, tmp_path):
 def test_chromium_path_constant():
     # the script and the skip condition look at the same binary
     assert _load_script().CHROMIUM == str(CHROMIUM)
+
+
+def test_plot_saliency_names_its_method(images, tmp_path):
+    out = reportlets.plot_saliency(images["anat"], images["saliency"], tmp_path / "g.svg",
+                                   method="gradient saliency")
+    text = Path(out).read_text()
+    assert "gradient saliency" in text and "Grad-CAM" not in text

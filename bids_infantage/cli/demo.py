@@ -134,6 +134,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--nprocs", type=int, default=min(os.cpu_count() or 1, 4),
                         help="processes (default: the cores, at most 4)")
     parser.add_argument("--omp-nthreads", type=int, default=1)
+    parser.add_argument("--model", default=None,
+                        help="model bundle (default: infantage-default; e.g. wada2019)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and the summary")
     return parser
 
@@ -151,9 +153,12 @@ def main(argv=None) -> int:
         return 2
     common = ["-w", str(out / "work")] + (["-q"] if args.quiet else [])
     derivatives = out / "bids-infantage"
+    if args.model:  # another model's outputs go to their own folder (group refuses mixed models)
+        derivatives = out / f"bids-infantage-{Path(args.model).name}"
     rc = run.main([str(out / "bids"), str(derivatives), "participant",
                    "--participant-label", *labels, "--nprocs", str(args.nprocs),
-                   "--omp-nthreads", str(args.omp_nthreads), *common])
+                   "--omp-nthreads", str(args.omp_nthreads), *common,
+                   *(["--model", args.model] if args.model else [])])
     if rc != 0:
         print(f"bids-infantage-demo: the participant level failed (exit {rc}); see above",
               file=sys.stderr)

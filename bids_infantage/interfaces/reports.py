@@ -140,15 +140,17 @@ class RatioReportlet(SimpleInterface):
 class _SaliencyReportletInputSpec(_ReportInputSpec):
     anat_file = File(exists=True, mandatory=True, desc="anatomical image")
     saliency_file = File(exists=True, mandatory=True,
-                         desc="Grad-CAM saliency (0..1) on the same grid")
+                         desc="saliency map (0..1) on the same grid")
     threshold = traits.Range(low=0.0, high=1.0, value=0.2, usedefault=True,
                              desc="saliency below this value is not drawn")
+    method = traits.Str("Grad-CAM", usedefault=True, desc="how the map was made (colour bar)")
     out_report = traits.Str("saliency.svg", usedefault=True,
                             desc="file name of the SVG, written in the node's directory")
 
 
 class SaliencyReportlet(SimpleInterface):
-    """Grad-CAM saliency as a hot overlay on the anatomical image."""
+    """Saliency (Grad-CAM, or gradient saliency for the Wada et al. 2019 ensemble) as a hot
+    overlay on the anatomical image."""
 
     input_spec = _SaliencyReportletInputSpec
     output_spec = _ReportOutputSpec
@@ -159,7 +161,7 @@ class SaliencyReportlet(SimpleInterface):
         self._results["out_report"] = plot_saliency(
             self.inputs.anat_file, self.inputs.saliency_file,
             Path(runtime.cwd) / _out_name(self.inputs.out_report),
-            threshold=self.inputs.threshold, n_cuts=self.inputs.n_cuts,
+            threshold=self.inputs.threshold, n_cuts=self.inputs.n_cuts, method=self.inputs.method,
         )
         return runtime
 

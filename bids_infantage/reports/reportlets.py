@@ -431,8 +431,8 @@ def plot_ratio(ratio_file, mask_file, out_file, *, n_cuts: int = 3) -> str:
 
 
 def plot_saliency(anat_file, saliency_file, out_file, *, threshold: float = 0.2,
-                  alpha: float = 0.6, n_cuts: int = 3) -> str:
-    """Grad-CAM saliency as a "hot" overlay on the anatomical image.
+                  alpha: float = 0.6, n_cuts: int = 3, method: str = "Grad-CAM") -> str:
+    """Saliency as a "hot" overlay on the anatomical image.
 
     Parameters
     ----------
@@ -448,6 +448,8 @@ def plot_saliency(anat_file, saliency_file, out_file, *, threshold: float = 0.2,
         Opacity of the overlay (0..1).
     n_cuts : int
         Slices per orientation.
+    method : str
+        How the map was made, for the colour bar (``Grad-CAM``, ``gradient saliency``).
 
     Returns
     -------
@@ -467,7 +469,7 @@ def plot_saliency(anat_file, saliency_file, out_file, *, threshold: float = 0.2,
         im = _draw_overlay(axes[0], shown, zooms, cuts, cmap="hot", vmin=0.0, vmax=1.0,
                            alpha=alpha)
         _row_label(fig, axes[0], "saliency")
-        _colorbar(fig, caxes[0], im, f"Grad-CAM (>= {threshold:g})")
+        _colorbar(fig, caxes[0], im, f"{method} (>= {threshold:g})")
         return _save(fig, out_file)
 
 

@@ -1,6 +1,7 @@
 """Reportlets (SVG) of one session; they are sunk by ``outputs.init_ds_reportlets_wf``."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 
@@ -48,7 +49,9 @@ def init_reportlets_wf(*, has_t1w: bool, has_t2w: bool, model: str, name: str = 
     mask_rpt = pe.Node(MaskReportlet(), name="rpt_brainmask")
     norm_rpt = pe.Node(NormalizationReportlet(
         reference_mask_file=str(folder / "reference_mask.nii.gz")), name="rpt_normalization")
-    sal_rpt = pe.Node(SaliencyReportlet(), name="rpt_saliency")
+    wada = json.loads((folder / "bundle.json").read_text()).get("architecture") == "WadaAgeRangeEnsemble"
+    sal_rpt = pe.Node(SaliencyReportlet(method="gradient saliency" if wada else "Grad-CAM"),
+                      name="rpt_saliency")
     age_rpt = pe.Node(AgeChartReportlet(bundle_json=str(folder / "bundle.json")), name="rpt_agechart")
     workflow.connect([
         (inputnode, mask_rpt, [("anat_validated", "anat_file"), ("anat_mask", "mask_file"),
