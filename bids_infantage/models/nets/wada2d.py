@@ -156,8 +156,8 @@ class WadaLevelNet(nn.Module):
         scalars: (B, n_scalars).
 
     Returns:
-        dict with ``age`` (B,) months, ``log_var`` (B,), ``features`` (B, F); no
-        segmentation or reconstruction heads.
+        dict with ``age`` (B,) months, ``log_var`` (B,), ``features`` (B, F) of the branches,
+        ``hidden`` (B, 64) of the age head; no segmentation or reconstruction heads.
 
     Examples:
         >>> net = WadaLevelNet(in_channels=2, levels=[10, 14, 24, 34, 44])
@@ -196,8 +196,10 @@ class WadaLevelNet(nn.Module):
                 feats.append(f.mean(dim=(2, 3)))
                 k += 1
         feats = torch.cat(feats, dim=1)
-        out = self.age_head(torch.cat([feats, scalars], dim=1))
-        return {"age": out[:, 0] * self.age_scale, "log_var": out[:, 1] + 2.0, "features": feats}
+        hidden = self.age_head[:2](torch.cat([feats, scalars], dim=1))  # Linear + LeakyReLU
+        out = self.age_head[2:](hidden)
+        return {"age": out[:, 0] * self.age_scale, "log_var": out[:, 1] + 2.0, "features": feats,
+                "hidden": hidden}
 
 
 class WadaAgeRangeEnsemble(nn.Module):
@@ -207,15 +209,16 @@ class WadaAgeRangeEnsemble(nn.Module):
     8-16 months, at the mean of both predictions).
 
     Inputs and outputs are those of :class:`WadaLevelNet` (``age``, ``log_var`` of the blended
-    variance, ``features`` of both networks concatenated), plus ``age_young`` and ``age_old``
-    (B,) months and ``weight_old`` (B,) in [0, 1].
+    variance), with ``features`` the age heads' hidden layers of both networks concatenated
+    (B, 128: compact enough for the out-of-distribution distance of the calibration), plus
+    ``age_young`` and ``age_old`` (B,) months and ``weight_old`` (B,) in [0, 1].
 
     Examples:
         >>> young = WadaLevelNet(in_channels=1, levels=[10, 14, 24, 34, 44])
         >>> old = WadaLevelNet(in_channels=1, levels=[10, 14, 24, 34, 44])
         >>> out = WadaAgeRangeEnsemble(young, old).eval()(torch.zeros(2, 1, 64, 64, 64), torch.zeros(2, 1))
         >>> sorted(out), out["features"].shape
-        (['age', 'age_old', 'age_young', 'features', 'log_var', 'weight_old'], torch.Size([2, 320]))
+        (['age', 'age_old', 'age_young', 'features', 'log_var', 'weight_old'], torch.Size([2, 128]))
     """
 
     def __init__(self, young: WadaLevelNet, old: WadaLevelNet) -> None:
@@ -229,7 +232,7 @@ class WadaAgeRangeEnsemble(nn.Module):
         w = torch.clamp(((y["age"] + o["age"]) / 2 - lo) / (hi - lo), 0.0, 1.0)
         var = (1 - w) * y["log_var"].exp() + w * o["log_var"].exp()
         return {"age": (1 - w) * y["age"] + w * o["age"], "log_var": var.log(),
-                "features": torch.cat([y["features"], o["features"]], dim=1),
+                "features": torch.cat([y["hidden"], o["hidden"]], dim=1),
                 "age_young": y["age"], "age_old": o["age"], "weight_old": w}
 
 
