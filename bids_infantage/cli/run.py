@@ -327,7 +327,7 @@ def run_participant(config, locks: OutputLocks) -> int:
             config.bids_dir, unit["subject"], unit.get("session"), source)
         unit["masks"] = find_precomputed_masks(config.derivatives, unit)
     LOGGER.info("%d subject/session(s): %s", len(units),
-                ", ".join(f"sub-{u['subject']}" + (f"_ses-{u['session']}" if u['session'] else "") for u in units))
+                ", ".join(_unit_label(u) for u in units))
     lock_outputs(locks, sorted({f"sub-{u['subject']}" for u in units}))
     from ..interfaces.images import check_header
 
