@@ -46,6 +46,10 @@ GROUP_FILES = {
     "figures/group_predicted-vs-chronological.svg",
     "figures/group_bland-altman.svg",
     "figures/group_gap-distribution.svg",
+    # one participant of the fixture has two sessions: trajectories (no mixed model: 1 subject)
+    "group_trajectories.tsv",
+    "group_trajectories.json",
+    "figures/group_growth-chart.svg",
 }
 METRIC_NAMES = ["mae", "rmse", "r2", "pearson_r", "spearman_rho"]
 
@@ -327,7 +331,7 @@ def test_run_group_writes_every_output(cohort_dir):
     assert _group_files(cohort_dir) == GROUP_FILES  # also: no temporary files left behind
     assert result["report"] == cohort_dir / "group.html"
     assert set(result["figures"]) == {
-        "predicted_vs_chronological", "bland_altman", "gap_distribution"
+        "predicted_vs_chronological", "bland_altman", "gap_distribution", "growth_chart"
     }
     assert result["n_sessions"] == 9 and result["n_with_age"] == 8 and result["n_used"] == 7
 
@@ -388,7 +392,7 @@ def test_run_group_writes_every_output(cohort_dir):
     report = (cohort_dir / "group.html").read_text()
     for name in METRIC_NAMES:
         assert f"<td class=\"t\">{name}</td>" in report
-    assert report.count("data:image/svg+xml;base64,") == 3
+    assert report.count("data:image/svg+xml;base64,") == 4  # with the growth chart
     assert "Smith SM" in report and "de Lange AMG" in report
     assert "sub-06" in report and "age_above_training_range" in report
     assert "1 of 9 subject/session(s) lack a chronological" in report

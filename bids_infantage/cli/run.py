@@ -25,6 +25,7 @@ logs
 *_xfm.txt
 *_brainage.tsv
 *_brainage.json
+*_brainage.nii.gz
 *_T1wT2w.nii.gz
 *_T1wT2w.json
 *_saliency.nii.gz

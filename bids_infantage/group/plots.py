@@ -280,3 +280,58 @@ def plot_gap_distribution(
     ax.set_ylabel("Sessions")
     ax.set_title(f"Brain-age gap distribution (n = {values.size})")
     return _save_svg(fig, out_file)
+
+
+@_styled
+def plot_growth_chart(sessions, trajectories, out_file, *, mixed=None) -> Path:
+    """Growth chart: brain age against chronological age, one line per infant, the cohort's band.
+
+    Parameters
+    ----------
+    sessions : pandas.DataFrame
+        Sessions of subjects with two or more usable sessions
+        (:func:`~bids_infantage.group.longitudinal.longitudinal_sessions`), ages in months.
+    trajectories : pandas.DataFrame
+        :func:`~bids_infantage.group.longitudinal.subject_trajectories` (``gap_widening``
+        infants are drawn in red and labelled).
+    out_file : str or os.PathLike
+        Destination SVG.
+    mixed : dict, optional
+        :func:`~bids_infantage.group.longitudinal.fit_mixed_model`: its fixed-effect line and
+        95% population band (random effects + residual) are drawn; without it, the identity
+        line only.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_file``.
+    """
+    from .longitudinal import population_band
+
+    fig, ax = _new_figure((5.6, 4.6))
+    if sessions.empty:
+        _empty(ax, "No subject has two sessions with ages")
+        return _save_svg(fig, out_file)
+    chron = sessions["chronological_age_months"].to_numpy(dtype=float)
+    grid = np.linspace(max(0.0, chron.min() - 1), chron.max() + 1, 100)
+    if mixed is not None:
+        mean, low, high = population_band(mixed, grid)
+        ax.fill_between(grid, low, high, color="0.85", label="cohort 95% band (mixed model)")
+        ax.plot(grid, mean, color="0.4", lw=1.2, label="cohort fixed effect")
+    ax.plot(grid, grid, "k--", lw=0.8, label="identity")
+    widening = set(trajectories.loc[trajectories["gap_widening"] == True, "participant_id"])  # noqa: E712
+    for subject, group in sessions.groupby("participant_id", sort=True):
+        x = group["chronological_age_months"].to_numpy(dtype=float)
+        y = group["predicted_age_months"].to_numpy(dtype=float)
+        flagged = subject in widening
+        ax.plot(x, y, "-o", ms=3.5, lw=1.4 if flagged else 0.9,
+                color=_COLORS["outlier"] if flagged else "#1f77b4", alpha=1.0 if flagged else 0.7)
+        if flagged:
+            ax.annotate(subject, (x[-1], y[-1]), xytext=(3, 3), textcoords="offset points",
+                        fontsize=7, color=_COLORS["outlier"])
+    ax.set_xlabel("Chronological age (months)")
+    ax.set_ylabel("Predicted brain age (months)")
+    n = sessions["participant_id"].nunique()
+    ax.set_title(f"Brain-age trajectories ({n} infants, {len(sessions)} sessions)")
+    ax.legend(loc="upper left", frameon=True, fontsize=7)
+    return _save_svg(fig, out_file)

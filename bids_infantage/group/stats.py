@@ -110,8 +110,11 @@ def _to_bool(value, *, source):
 
 
 def _brainage_files(output_dir: Path):
+    """The session-level age tables: ``*_brainage.tsv`` without a ``desc-`` entity (the
+    ``desc-regional`` tables are per region, not per session)."""
     patterns = ("sub-*/anat/sub-*_brainage.tsv", "sub-*/ses-*/anat/sub-*_brainage.tsv")
-    return sorted({p for pattern in patterns for p in output_dir.glob(pattern) if p.is_file()})
+    return sorted({p for pattern in patterns for p in output_dir.glob(pattern)
+                   if p.is_file() and "_desc-" not in p.name})
 
 
 def collect_cohort(output_dir, *, with_text: bool = False):

@@ -199,3 +199,32 @@ class AgeChartReportlet(SimpleInterface):
             volume_norms=norms,
         )
         return runtime
+
+
+class _RegionalReportletInputSpec(BaseInterfaceInputSpec):
+    anat_file = File(exists=True, mandatory=True, desc="anatomical image in the reference space")
+    map_file = File(exists=True, mandatory=True, desc="regional lag map (months), same grid")
+    regions_file = File(exists=True, mandatory=True, desc="region map, same grid")
+    table_file = File(exists=True, mandatory=True, desc="desc-regional_brainage.tsv")
+    metadata = traits.Dict(desc="sidecar of the table (MyelinationOrdering, WholeBrainAgeMonths)")
+    out_report = traits.Str("regional.svg", usedefault=True,
+                            desc="file name of the SVG, written in the node's directory")
+
+
+class RegionalReportlet(SimpleInterface):
+    """White-matter regions coloured by their lag behind the whole-brain estimate, with the
+    myelination-order checks (:func:`bids_infantage.reports.regional.plot_regional_maturity`)."""
+
+    input_spec = _RegionalReportletInputSpec
+    output_spec = _ReportOutputSpec
+
+    def _run_interface(self, runtime):
+        from ..reports.regional import plot_regional_maturity
+
+        meta = self.inputs.metadata if isdefined(self.inputs.metadata) else {}
+        self._results["out_report"] = plot_regional_maturity(
+            self.inputs.anat_file, self.inputs.map_file, self.inputs.regions_file,
+            self.inputs.table_file, Path(runtime.cwd) / _out_name(self.inputs.out_report),
+            ordering=meta.get("MyelinationOrdering"), whole_brain_age=meta.get("WholeBrainAgeMonths"),
+        )
+        return runtime

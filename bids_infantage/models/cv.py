@@ -90,6 +90,7 @@ def load_derivatives_cohort(deriv_dir) -> dict:
     deriv_dir = Path(deriv_dir)
     tables = sorted(deriv_dir.glob("sub-*/anat/*_brainage.tsv")) + \
         sorted(deriv_dir.glob("sub-*/ses-*/anat/*_brainage.tsv"))
+    tables = [t for t in tables if "_desc-" not in t.name]  # not the desc-regional tables
     out = {k: [] for k in ("image", "wm", "has", "age", "volume_ml", "id")}
     skipped = []
     for table in tables:

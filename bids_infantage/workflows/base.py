@@ -131,7 +131,11 @@ def init_single_session_wf(*, unit: dict, output_dir, model: str, model_desc: st
             ("outputnode.ratio_ref", "inputnode.ratio_ref"),
             ("outputnode.anat2ref_xfm", "inputnode.anat2ref_xfm"),
             ("outputnode.table", "inputnode.table"),
-            ("outputnode.table_meta", "inputnode.table_meta")]),
+            ("outputnode.table_meta", "inputnode.table_meta"),
+            ("outputnode.regional_table", "inputnode.regional_table"),
+            ("outputnode.regional_meta", "inputnode.regional_meta"),
+            ("outputnode.maturity_map", "inputnode.maturity_map"),
+            ("outputnode.maturity_meta", "inputnode.maturity_meta")]),
         (anat_wf, report_wf, [
             ("outputnode.anat_preproc", "inputnode.anat_preproc"),
             ("outputnode.anat_validated", "inputnode.anat_validated"),
@@ -143,7 +147,10 @@ def init_single_session_wf(*, unit: dict, output_dir, model: str, model_desc: st
         (infer_wf, report_wf, [
             ("outputnode.anat_ref", "inputnode.anat_ref"),
             ("outputnode.saliency_anat", "inputnode.saliency_anat"),
-            ("outputnode.table", "inputnode.table")]),
+            ("outputnode.table", "inputnode.table"),
+            ("outputnode.regional_table", "inputnode.regional_table"),
+            ("outputnode.regional_meta", "inputnode.regional_meta"),
+            ("outputnode.maturity_map", "inputnode.maturity_map")]),
         (inputnode, ds_report_wf, [("t2w" if has_t2w else "t1w", "inputnode.source_file")]),
     ])
     for desc in report_wf.descs:

@@ -15,6 +15,9 @@ Outputs, all at the top of the output folder (every file written atomically)::
     figures/group_predicted-vs-chronological.svg
     figures/group_bland-altman.svg
     figures/group_gap-distribution.svg
+    group_trajectories.tsv / .json    per-infant trajectories (subjects with 2+ sessions)
+    group_mixed-model.json            linear mixed-effects model (3+ such subjects)
+    figures/group_growth-chart.svg    growth chart
     group.html                        report
 
 The metrics, bias-correction and figure files need chronological ages; when none exists,
@@ -29,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bids_infantage.group import stats
+from bids_infantage.group import longitudinal, stats
 from bids_infantage.utils.columns import BRAINAGE_COLUMNS
 
 GROUP_TSV = "group_brainage.tsv"
@@ -42,7 +45,11 @@ FIGURES = {
     "predicted_vs_chronological": "figures/group_predicted-vs-chronological.svg",
     "bland_altman": "figures/group_bland-altman.svg",
     "gap_distribution": "figures/group_gap-distribution.svg",
+    "growth_chart": "figures/group_growth-chart.svg",
 }
+TRAJECTORIES_TSV = "group_trajectories.tsv"
+TRAJECTORIES_JSON = "group_trajectories.json"
+MIXED_JSON = "group_mixed-model.json"
 _FLOAT_FORMAT = "%.6g"
 
 #: Sidecar entries of the group table: column -> BIDS column description (the participant
@@ -162,7 +169,7 @@ def _fmt(value, digits=3):
 _TEXT = ' class="t"'
 
 
-def _table_html(header, rows, text_columns=()):
+def _table_html(header, rows, text_columns=(), escape=True):
     head = "".join(
         f'<th{_TEXT if i in text_columns else ""}>{html.escape(h)}</th>'
         for i, h in enumerate(header)
@@ -170,7 +177,7 @@ def _table_html(header, rows, text_columns=()):
     body = "".join(
         "<tr>"
         + "".join(
-            f'<td{_TEXT if i in text_columns else ""}>{html.escape(str(c))}</td>'
+            f'<td{_TEXT if i in text_columns else ""}>{html.escape(str(c)) if escape else c}</td>'
             for i, c in enumerate(row)
         )
         + "</tr>"
@@ -221,8 +228,59 @@ def _methods_text(*, n_boot, params, reused):
     )
 
 
+def _session_link(output_dir, participant, session):
+    """Relative link to a session's participant-level report, or the label alone."""
+    name = participant + (f"_{session}" if isinstance(session, str) else "") + ".html"
+    label = html.escape(session if isinstance(session, str) else participant)
+    if (Path(output_dir) / name).is_file():
+        return f'<a href="{html.escape(name)}">{label}</a>'
+    return label
+
+
+def _trajectories_html(output_dir, trajectories, mixed):
+    parts = ["<h2>Trajectories</h2>"]
+    if trajectories is None or trajectories.empty:
+        parts.append("<p>No subject has two or more sessions with both ages.</p>")
+        return parts
+    rows = []
+    for _, row in trajectories.iterrows():
+        links = ", ".join(_session_link(output_dir, row["participant_id"], s)
+                          for s in str(row["sessions"]).split(","))
+        widening = row["gap_widening"]
+        rows.append([
+            html.escape(row["participant_id"]), links, row["n_sessions_used"],
+            _fmt(row["maturation_rate"], 2), _fmt(row["maturation_rate_se"], 2),
+            _fmt(row["gap_change_per_month"], 2), _fmt(row["gap_change_months"], 2),
+            _fmt(row["reliable_change_index"], 2),
+            "n/a" if widening is None or widening != widening else ("yes" if widening else "no"),
+        ])
+    parts.append(_table_html(
+        ["participant_id", "sessions", "n", "maturation rate", "SE", "gap change / month",
+         "gap change (mo)", "RCI", "gap widening"], rows, (0, 1, 8), escape=False))
+    if mixed is None:
+        parts.append(f"<p>Mixed model not fitted: it needs {longitudinal.MIXED_MIN_SUBJECTS} or "
+                     "more subjects with two or more sessions.</p>")
+    else:
+        fe, vc = mixed["fixed_effects"], mixed["variance_components"]
+        rows = [[v["label"], _fmt(v["estimate"]), _fmt(v["se"]), _fmt(v["ci_low"]),
+                 _fmt(v["ci_high"]), _fmt(v["p"])] for v in fe.values()]
+        parts.append(f"<p>Linear mixed-effects model ({html.escape(mixed['method'])}; "
+                     f"{mixed['n_subjects']} infants, {mixed['n_sessions']} sessions; "
+                     f"converged: {'yes' if mixed['converged'] else 'no'}): "
+                     f"<code>{html.escape(mixed['formula'])}</code>.</p>")
+        parts.append(_table_html(["fixed effect", "estimate", "SE", "ci_low", "ci_high", "p"],
+                                 rows, (0,)))
+        parts.append(
+            f"<p>Variance components (months²): intercept {_fmt(vc['intercept_var'])}, slope "
+            f"{_fmt(vc['slope_var'])}, covariance {_fmt(vc['intercept_slope_cov'])}, residual "
+            f"{_fmt(vc['residual_var'])}.</p>")
+        for warning in mixed.get("warnings", []):
+            parts.append(f'<p class="note">statsmodels: {html.escape(warning)}</p>')
+    return parts
+
+
 def _report_html(*, output_dir, table, metrics, params, reused, threshold, notes,
-                 figures, n_boot):
+                 figures, n_boot, trajectories=None, mixed=None):
     from bids_infantage import __version__
 
     parts = [
@@ -278,6 +336,8 @@ def _report_html(*, output_dir, table, metrics, params, reused, threshold, notes
             f"n = {html.escape(str(params.get('n', 'n/a')))}).</p>"
         )
 
+    parts.extend(_trajectories_html(output_dir, trajectories, mixed))
+
     if figures:
         parts.append("<h2>Figures</h2>")
         captions = {
@@ -286,6 +346,9 @@ def _report_html(*, output_dir, table, metrics, params, reused, threshold, notes
             "bland_altman": "Bland–Altman: difference (predicted − chronological) against "
             "the mean; bias and ±1.96 SD limits of agreement.",
             "gap_distribution": "Distribution of the brain-age gap; dashed: outlier threshold.",
+            "growth_chart": "Growth chart: brain age against chronological age, one line per "
+            "infant (red: gap widening); grey: the cohort's mixed-model fixed effect and 95% "
+            "population band; dashed: identity.",
         }
         for key, path in figures.items():
             data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
@@ -492,6 +555,35 @@ def run_group(output_dir, *, bias_correction_file=None, n_boot: int = 2000,
             "sessions.tsv) and re-run the participant level to get them."
         )
 
+    sessions = longitudinal.longitudinal_sessions(table, include_flagged=include_flagged)
+    trajectories = mixed = None
+    if len(sessions):
+        try:
+            mixed = longitudinal.fit_mixed_model(sessions)
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            notes.append(f"The mixed model could not be fitted ({exc}); trajectories are "
+                         "given without it.")
+        trajectories = longitudinal.subject_trajectories(
+            table, bias_beta=params["beta"] if params is not None else None, mixed=mixed,
+            include_flagged=include_flagged)
+        written["trajectories_tsv"] = stats.write_text_atomic(
+            output_dir / TRAJECTORIES_TSV, _tsv_text(trajectories.assign(
+                gap_widening=[None if v is None else ("true" if v else "false")
+                              for v in trajectories["gap_widening"]])))
+        written["trajectories_json"] = stats.write_text_atomic(
+            output_dir / TRAJECTORIES_JSON, _json_text(longitudinal.TRAJECTORY_COLUMNS))
+        if mixed is not None:
+            written["mixed_model"] = stats.write_text_atomic(
+                output_dir / MIXED_JSON, _json_text(_json_safe(mixed)))
+        from bids_infantage.group import plots
+
+        figures["growth_chart"] = plots.plot_growth_chart(
+            sessions, trajectories, output_dir / FIGURES["growth_chart"], mixed=mixed)
+        n_single = int(table["participant_id"].nunique() - sessions["participant_id"].nunique())
+        if n_single:
+            notes.append(f"{n_single} participant(s) with fewer than two sessions with ages are "
+                         "not in the trajectories.")
+
     if params is not None:
         written["bias_correction"] = stats.save_bias_correction(
             _json_safe(params), output_dir / BIAS_JSON
@@ -509,12 +601,15 @@ def run_group(output_dir, *, bias_correction_file=None, n_boot: int = 2000,
             notes=notes,
             figures=figures,
             n_boot=n_boot,
+            trajectories=trajectories,
+            mixed=mixed,
         ),
     )
 
     # Remove group files of an earlier run that this run did not produce.
     produced = {Path(p) for p in written.values()} | {Path(p) for p in figures.values()}
-    stale = [output_dir / name for name in (METRICS_TSV, METRICS_JSON, BIAS_JSON)]
+    stale = [output_dir / name for name in (METRICS_TSV, METRICS_JSON, BIAS_JSON, TRAJECTORIES_TSV,
+                                            TRAJECTORIES_JSON, MIXED_JSON)]
     stale += [output_dir / rel for rel in FIGURES.values()]
     for path in stale:
         if path not in produced and path.is_file():
@@ -535,6 +630,10 @@ def run_group(output_dir, *, bias_correction_file=None, n_boot: int = 2000,
         "n_with_age": n_with_age_all,
         "n_used": n_with_age,
         "n_outliers": int(table["outlier"].sum()),
+        "trajectories_tsv": written.get("trajectories_tsv"),
+        "mixed_model": written.get("mixed_model"),
+        "trajectories": trajectories,
+        "mixed_model_fit": mixed,
         "notes": notes,
     }
 

@@ -28,6 +28,8 @@ def init_inference_wf(*, model: str, modality: str, has_t1w: bool, has_t2w: bool
         One-row TSV and its column descriptions.
     saliency_anat, saliency_ref
         Grad-CAM saliency in anatomical and reference space.
+    regional_table, regional_meta, maturity_map, maturity_meta
+        Regional myelination maturity (:class:`~bids_infantage.interfaces.regional.RegionalMaturity`).
     anat_ref, t1w_ref, ratio_ref, anat2ref_xfm, normalization_dice, prediction, configuration
         ``anat_ref``, ``t1w_ref`` and ``ratio_ref`` are the model's input channels (standardized,
         64^3 at 3 mm); ``t1w_ref`` and ``ratio_ref`` exist with both T1w and T2w.
@@ -37,9 +39,11 @@ def init_inference_wf(*, model: str, modality: str, has_t1w: bool, has_t2w: bool
 
     from ..interfaces.inference import BrainAgeInference, BrainAgeTable
     from ..interfaces.normalization import NormalizeToReference, ReferenceToAnat
+    from ..interfaces.regional import RegionalMaturity
     from ..models.bundle import load_bundle
 
-    meta = load_bundle(model).meta
+    bundle = load_bundle(model)
+    meta = bundle.meta
     norm = meta.get("normalization", {})
     rank = str(norm.get("intensity", "")).startswith("rank")
     if meta.get("architecture") == "WadaAgeRangeEnsemble":
@@ -64,20 +68,28 @@ def init_inference_wf(*, model: str, modality: str, has_t1w: bool, has_t2w: bool
         + f", and {network}, given "
         + ("the images only (brain size is not a model input)"
            if norm.get("volume_feature") == "none" else "the images and the brain volume")
-        + f", with a calibrated prediction interval and {saliency}."
+        + f", with a calibrated prediction interval and {saliency}. "
+        "Regional myelination maturity was estimated in eleven white-matter regions (from a "
+        "12-month infant's aseg and geometric rules): each region's median intensity relative "
+        "to the cortex was matched to the BMEXInfant templates' at 0-24 months; these regional "
+        "ages are relative, uncalibrated across scanners and template families, and the "
+        "T1w/T2w ratio is a contrast-weighted proxy of myelin, not a quantitative measure."
     )
     inputnode = pe.Node(niu.IdentityInterface(fields=[
         "t1w_preproc", "t2w_preproc", "anat_preproc", "anat_mask", "volume_ml", "t1w_t2w_dice",
         "subject", "session", "chronological_age", "warnings"]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=[
         "table", "table_meta", "saliency_anat", "saliency_ref", "anat_ref", "t1w_ref", "ratio_ref",
-        "anat2ref_xfm", "normalization_dice", "prediction", "configuration"]), name="outputnode")
+        "anat2ref_xfm", "normalization_dice", "prediction", "configuration", "regional_table",
+        "regional_meta", "maturity_map", "maturity_meta"]), name="outputnode")
     normalize = pe.Node(NormalizeToReference(model=model), name="normalize_to_reference")
     infer = pe.Node(BrainAgeInference(model=model, modality=modality, has_t1w=has_t1w,
                                       has_t2w=has_t2w, device=device, omp_nthreads=omp_nthreads),
                     name="brain_age", n_procs=omp_nthreads)
     sal2anat = pe.Node(ReferenceToAnat(), name="saliency_to_anat")
     table = pe.Node(BrainAgeTable(), name="brain_age_table", run_without_submitting=True)
+    regional = pe.Node(RegionalMaturity(reference_mask=str(bundle.reference_mask_path),
+                                        has_t1w=has_t1w, has_t2w=has_t2w), name="regional_maturity")
     if has_t1w:
         workflow.connect(inputnode, "t1w_preproc", normalize, "t1w_file")
     if has_t2w:
@@ -95,6 +107,11 @@ def init_inference_wf(*, model: str, modality: str, has_t1w: bool, has_t2w: bool
                             ("chronological_age", "chronological_age"),
                             ("t1w_t2w_dice", "t1w_t2w_dice"), ("warnings", "warnings")]),
         (table, outputnode, [("out_file", "table"), ("metadata", "table_meta")]),
+        (normalize, regional, [("model_input", "model_input")]),
+        (infer, regional, [("prediction", "prediction")]),
+        (inputnode, regional, [("subject", "subject"), ("session", "session")]),
+        (regional, outputnode, [("out_table", "regional_table"), ("metadata", "regional_meta"),
+                                ("out_map", "maturity_map"), ("map_metadata", "maturity_meta")]),
         (sal2anat, outputnode, [("out_file", "saliency_anat")]),
         (infer, outputnode, [("saliency", "saliency_ref"), ("prediction", "prediction"),
                              ("configuration", "configuration")]),

@@ -25,7 +25,8 @@ def init_ds_outputs_wf(*, output_dir: str | Path, has_t1w: bool, has_t2w: bool,
     source_t1w, source_t2w
         BIDS source files (names give the entities).
     t1w_preproc, t2w_preproc, anat_mask, ratio, saliency_anat, anat_ref, t1w_ref, ratio_ref,
-    t1w_t2w_xfm, anat2ref_xfm, table, table_meta
+    t1w_t2w_xfm, anat2ref_xfm, table, table_meta, regional_table, regional_meta, maturity_map,
+    maturity_meta
         Files from the preprocessing and inference workflows.
     reportlets
         List of (desc, svg path) pairs for ``figures/``.
@@ -42,7 +43,7 @@ def init_ds_outputs_wf(*, output_dir: str | Path, has_t1w: bool, has_t2w: bool,
     inputnode = pe.Node(niu.IdentityInterface(fields=[
         "source_t1w", "source_t2w", "t1w_preproc", "t2w_preproc", "anat_mask", "ratio",
         "saliency_anat", "anat_ref", "t1w_ref", "ratio_ref", "t1w_t2w_xfm", "anat2ref_xfm", "table",
-        "table_meta"]),
+        "table_meta", "regional_table", "regional_meta", "maturity_map", "maturity_meta"]),
         name="inputnode")
 
     def ds(name, **kw):
@@ -66,6 +67,9 @@ def init_ds_outputs_wf(*, output_dir: str | Path, has_t1w: bool, has_t2w: bool,
     xfm_ref = ds("ds_anat2ref_xfm", mode="image", suffix="xfm", extension=".txt",
                  **{"from": anat, "to": "infantageRef"})
     table = ds("ds_brainage", suffix="brainage", extension=".tsv")
+    regional = ds("ds_regional", desc="regional", suffix="brainage", extension=".tsv")
+    maturity = ds("ds_maturity", space="infantageRef", desc="maturity", suffix="brainage",
+                  compress=True, SpatialReference=REF_DESCRIPTION)
     workflow.connect([
         (inputnode, preproc_anat, [(src, "source_file"), (f"{anat.lower()}_preproc", "in_file")]),
         (inputnode, mask, [(src, "source_file"), ("anat_mask", "in_file")]),
@@ -73,6 +77,10 @@ def init_ds_outputs_wf(*, output_dir: str | Path, has_t1w: bool, has_t2w: bool,
         (inputnode, anat_ref, [(src, "source_file"), ("anat_ref", "in_file")]),
         (inputnode, xfm_ref, [(src, "source_file"), ("anat2ref_xfm", "in_file")]),
         (inputnode, table, [(src, "source_file"), ("table", "in_file"), ("table_meta", "meta_dict")]),
+        (inputnode, regional, [(src, "source_file"), ("regional_table", "in_file"),
+                               ("regional_meta", "meta_dict")]),
+        (inputnode, maturity, [(src, "source_file"), ("maturity_map", "in_file"),
+                               ("maturity_meta", "meta_dict")]),
     ])
     if has_t1w and has_t2w:
         t1w = ds("ds_t1w_preproc", space="T2w", desc="preproc", suffix="T1w", compress=True,

@@ -17,12 +17,13 @@ def init_reportlets_wf(*, has_t1w: bool, has_t2w: bool, model: str, name: str = 
     Inputs
     ------
     anat_preproc, anat_validated (the image before masking: the mask contour is drawn on the
-    head), anat_mask, bias_field, t1w_before, t1w_preproc, ratio, anat_ref, saliency_anat, table
+    head), anat_mask, bias_field, t1w_before, t1w_preproc, ratio, anat_ref, saliency_anat, table,
+    regional_table, regional_meta, maturity_map
 
     Outputs
     -------
     One SVG per ``workflow.descs`` entry: brainmask, t1w2t2w (both modalities), normalization,
-    ratio (both modalities), saliency, agechart.
+    ratio (both modalities), saliency, regional, agechart.
     """
     from nipype.interfaces import utility as niu
     from nipype.pipeline import engine as pe
@@ -32,18 +33,21 @@ def init_reportlets_wf(*, has_t1w: bool, has_t2w: bool, model: str, name: str = 
         MaskReportlet,
         NormalizationReportlet,
         RatioReportlet,
+        RegionalReportlet,
         RegistrationReportlet,
         SaliencyReportlet,
     )
+    from ..maturity.regional import ATLAS_FILE, DATA_DIR
 
     both = has_t1w and has_t2w
     descs = ["brainmask"] + (["t1w2t2w"] if both else []) + ["normalization"] + (
-        ["ratio"] if both else []) + ["saliency", "agechart"]
+        ["ratio"] if both else []) + ["saliency", "regional", "agechart"]
     workflow = pe.Workflow(name=name)
     workflow.descs = descs
     inputnode = pe.Node(niu.IdentityInterface(fields=[
         "anat_preproc", "anat_validated", "anat_mask", "bias_field", "t1w_before", "t1w_preproc", "ratio",
-        "anat_ref", "saliency_anat", "table"]), name="inputnode")
+        "anat_ref", "saliency_anat", "table", "regional_table", "regional_meta", "maturity_map"]),
+        name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=descs), name="outputnode")
     folder = Path(model)
     mask_rpt = pe.Node(MaskReportlet(), name="rpt_brainmask")
@@ -52,6 +56,8 @@ def init_reportlets_wf(*, has_t1w: bool, has_t2w: bool, model: str, name: str = 
     wada = json.loads((folder / "bundle.json").read_text()).get("architecture") == "WadaAgeRangeEnsemble"
     sal_rpt = pe.Node(SaliencyReportlet(method="gradient saliency" if wada else "Grad-CAM"),
                       name="rpt_saliency")
+    regional_rpt = pe.Node(RegionalReportlet(regions_file=str(DATA_DIR / ATLAS_FILE)),
+                           name="rpt_regional")
     age_rpt = pe.Node(AgeChartReportlet(bundle_json=str(folder / "bundle.json")), name="rpt_agechart")
     workflow.connect([
         (inputnode, mask_rpt, [("anat_validated", "anat_file"), ("anat_mask", "mask_file"),
@@ -59,6 +65,9 @@ def init_reportlets_wf(*, has_t1w: bool, has_t2w: bool, model: str, name: str = 
         (inputnode, norm_rpt, [("anat_ref", "image_file")]),
         (inputnode, sal_rpt, [("anat_preproc", "anat_file"), ("saliency_anat", "saliency_file")]),
         (inputnode, age_rpt, [("table", "brainage_tsv")]),
+        (inputnode, regional_rpt, [("anat_ref", "anat_file"), ("maturity_map", "map_file"),
+                                   ("regional_table", "table_file"), ("regional_meta", "metadata")]),
+        (regional_rpt, outputnode, [("out_report", "regional")]),
         (mask_rpt, outputnode, [("out_report", "brainmask")]),
         (norm_rpt, outputnode, [("out_report", "normalization")]),
         (sal_rpt, outputnode, [("out_report", "saliency")]),
