@@ -77,7 +77,7 @@ def plot_regional_maturity(anat_ref_file, map_file, regions_file, table_tsv, out
         for k, (bg, ov, title) in enumerate(panels[:3]):
             ax = fig.add_subplot(grid[0, k])
             ax.imshow(bg, origin="lower", cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
-            im = ax.imshow(ov, origin="lower", cmap="RdBu", vmin=-vmax, vmax=vmax,
+            im = ax.imshow(ov, origin="lower", cmap="RdBu_r", vmin=-vmax, vmax=vmax,
                            interpolation="nearest")
             ax.set_title(title, color="white")
             ax.set_axis_off()
@@ -85,7 +85,7 @@ def plot_regional_maturity(anat_ref_file, map_file, regions_file, table_tsv, out
         ax.set_facecolor("black")
         names = [r["region"].replace("_", " ") for r in rows]
         values = np.array([_num(r["lag_months"]) for r in rows])
-        cmap = plt.get_cmap("RdBu")
+        cmap = plt.get_cmap("RdBu_r")
         colors = [cmap(0.5 + 0.5 * np.clip(v / vmax, -1, 1)) if math.isfinite(v) else "grey"
                   for v in values]
         ax.barh(range(len(rows)), np.nan_to_num(values), color=colors)
