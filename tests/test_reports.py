@@ -32,7 +32,7 @@ ROW = {
     "normalization_mask_dice": "0.902", "model_name": "infantage-test",
     "model_sha256": "ab" * 32,
 }
-DESCS = ("brainmask", "t1w2t2w", "normalization", "ratio", "saliency", "agechart")
+DESCS = ("brainmask", "t1w2t2w", "normalization", "ratio", "saliency", "regional", "agechart")
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,6 +213,8 @@ def make_derivatives(root: Path, images, *, session=None, row=None, skip=(), cra
                                                                  images["ref_mask"], p),
         "ratio": lambda p: reportlets.plot_ratio(images["ratio"], images["mask"], p),
         "saliency": lambda p: reportlets.plot_saliency(images["anat"], images["saliency"], p),
+        # the report only embeds the file: any reportlet stands in for the regional panel here
+        "regional": lambda p: reportlets.plot_saliency(images["anat"], images["saliency"], p),
         "agechart": lambda p: reportlets.plot_age_chart(10.24, 1.1, 8.1, 12.3, 9.0, p,
                                                         volume_ml=700.0, volume_norms=NORMS),
     }
