@@ -19,8 +19,6 @@ Source: DBC-Lab/Brain_MRI_Enhancement, BME_X/Templates (Sun et al., Nat Biomed E
 from __future__ import annotations
 
 import argparse
-import gzip
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -86,18 +84,9 @@ def make_cohort(folder: Path, cohort: int):
 
 def write_nifti(image, path: Path) -> str:
     """Write ``image`` as gzip-compressed NIfTI with zero mtime; returns its sha256."""
-    import tempfile
+    from bids_infantage.utils.io import write_nifti_reproducible
 
-    import SimpleITK as sitk
-
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "image.nii"
-        sitk.WriteImage(image, str(raw))
-        data = raw.read_bytes()
-    with open(path, "wb") as fh, gzip.GzipFile(filename="", mode="wb", fileobj=fh,
-                                                compresslevel=9, mtime=0) as gz:
-        gz.write(data)
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return write_nifti_reproducible(image, path)
 
 
 def main(argv=None) -> int:

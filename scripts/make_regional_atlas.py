@@ -21,7 +21,6 @@ A rerun writes the same bytes (gzip mtime 0, sorted JSON, values rounded to 6 di
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import shutil
 import sys
@@ -32,19 +31,6 @@ import numpy as np
 
 ASEG = "infant-asegs/12mo_aseg_acpc.nii.gz"
 COHORT_AGES = {1: 0.0, 2: 6.0, 3: 9.0, 4: 12.0, 5: 24.0}
-
-
-def write_nifti(image, path: Path) -> None:
-    """Write a SimpleITK image as gzip NIfTI with zero mtime (reproducible bytes)."""
-    import SimpleITK as sitk
-
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "image.nii"
-        sitk.WriteImage(image, str(raw))
-        data = raw.read_bytes()
-    with open(path, "wb") as fh, gzip.GzipFile(filename="", mode="wb", fileobj=fh,
-                                                compresslevel=9, mtime=0) as gz:
-        gz.write(data)
 
 
 def region_map(shared: Path, reference):
@@ -100,13 +86,14 @@ def main(argv=None) -> int:
     from bids_infantage.maturity.atlas import REGIONS, RULES
     from bids_infantage.maturity.regional import ATLAS_FILE, CHANNELS, NORMS_FILE
     from bids_infantage.models.bundle import load_bundle
+    from bids_infantage.utils.io import write_nifti_reproducible
 
     if not (args.shared / ASEG).is_file():
         sys.exit(f"{args.shared / ASEG}: not found; pass the ../shared folder")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     reference = load_bundle("infantage-default").reference_mask()
     atlas = region_map(args.shared, reference)
-    write_nifti(atlas, args.out_dir / ATLAS_FILE)
+    write_nifti_reproducible(atlas, args.out_dir / ATLAS_FILE)
     regions = sitk.GetArrayFromImage(atlas)
     lines = ["index\tname\tgroup\tn_voxels"]
     lines += [f"{i}\t{name}\t{group}\t{int((regions == i).sum())}" for i, (name, group) in REGIONS.items()]

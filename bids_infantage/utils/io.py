@@ -130,3 +130,22 @@ def remove_partials(folder, *, recursive: bool = True, pattern: str = "*",
         except OSError:  # removed meanwhile by the run that made it
             continue
     return removed
+
+
+def write_nifti_reproducible(image, path) -> str:
+    """Write a SimpleITK image as gzip NIfTI (level 9, zero mtime, no file name in the gzip
+    header), so that a rerun writes the same bytes; returns the file's sha256."""
+    import gzip
+    import hashlib
+
+    import SimpleITK as sitk
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "image.nii"
+        sitk.WriteImage(image, str(raw))
+        data = raw.read_bytes()
+    with open(path, "wb") as fh, gzip.GzipFile(filename="", mode="wb", fileobj=fh,
+                                                compresslevel=9, mtime=0) as gz:
+        gz.write(data)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
