@@ -124,7 +124,6 @@ def fit_mixed_model(sessions: pd.DataFrame) -> dict | None:
         "subject": sessions["participant_id"].to_numpy(),
     })
     model = smf.mixedlm("brain_age ~ age_c", data, groups=data["subject"], re_formula="~age_c")
-    messages = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = model.fit(reml=True, method=["lbfgs", "powell"])

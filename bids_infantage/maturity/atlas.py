@@ -47,7 +47,6 @@ CEREBELLAR_WM = (7, 46)
 BRAINSTEM = (16,)
 THALAMUS_CAUDATE = {"left": (10, 11), "right": (49, 50)}
 PUTAMEN_PALLIDUM = {"left": (12, 13), "right": (51, 52)}
-DEEP_GREY = (10, 11, 12, 13, 49, 50, 51, 52)
 
 #: Geometric rules (mm in the aseg's world space, or fractions of the cerebral white matter's
 #: extent along the anterior-posterior (``y``) and inferior-superior (``z``) axes).
