@@ -60,6 +60,26 @@ def test_trajectories_slopes_and_widening():
     assert traj.loc["sub-4", "maturation_rate"] == pytest.approx(0.5, abs=0.15)
     assert traj.loc["sub-4", "gap_widening"] is True or traj.loc["sub-4", "gap_widening"] == True  # noqa: E712
     assert traj.loc["sub-4", "gap_change_months"] < -4
+    # the on-track infants are not flagged: the reference rate is the cohort's median, not a
+    # least-squares fit the delayed infant pulls down
+    assert not traj.loc[[f"sub-{i}" for i in range(4)], "gap_widening"].astype(bool).any()
+    assert traj.attrs["reference_rate"] == pytest.approx(1.0, abs=0.1)
+
+
+def test_widening_not_fired_by_bias_correction():
+    """With the cohort's least-squares bias correction (pulled by a delayed minority), the
+    on-track infants' corrected gaps drift, but only the delayed infant is flagged."""
+    table = _cohort(rates=(1.0, 1.0, 1.0, 0.5), ages=(3.0, 12.0, 21.0), seed=3)
+    beta, alpha = np.polyfit(table["chronological_age_months"].dropna(),
+                             table["predicted_age_months"][table["chronological_age_months"].notna()], 1)
+    chron = table["chronological_age_months"]
+    table["brain_age_gap_corrected_months"] = table["predicted_age_months"] - (alpha + beta * chron)
+    sessions = longitudinal.longitudinal_sessions(table)
+    fit = longitudinal.fit_mixed_model(sessions)
+    traj = longitudinal.subject_trajectories(table, bias_beta=beta, mixed=fit).set_index("participant_id")
+    assert beta < 0.95  # the least-squares fit is pulled by the delayed infant
+    assert traj["gap_widening"].astype(bool).to_dict() == {
+        "sub-0": False, "sub-1": False, "sub-2": False, "sub-3": True}
     assert traj.loc["sub-0", "n_sessions"] == 3
 
 

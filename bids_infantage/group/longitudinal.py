@@ -3,7 +3,10 @@
 * :func:`subject_trajectories`: per subject with at least two sessions with both ages, the
   OLS slope of brain age on chronological age (the maturation rate; 1 = on track) with its
   standard error, the change of the (bias-corrected) brain-age gap per month, and a
-  reliable-change test of the gap's change (Jacobson & Truax, J Consult Clin Psychol 1991).
+  reliable-change test (Jacobson & Truax, J Consult Clin Psychol 1991) of the infant's move
+  away from the cohort's reference trajectory, whose slope is the median of the infants'
+  maturation rates (so that a minority of delayed infants does not pull it, as it pulls a
+  least-squares bias fit and would flag every on-track infant).
 * :func:`fit_mixed_model`: a linear mixed-effects model (statsmodels ``MixedLM``, REML):
   ``predicted_age ~ 1 + (chronological_age - 12)`` with a random intercept and slope per
   subject (Laird & Ware, Biometrics 1982); fixed effects, variance components and each
@@ -51,13 +54,21 @@ TRAJECTORY_COLUMNS: dict[str, dict] = {
                                         "session used.", "Units": "months"},
     "gap_last_months": {"Description": "Brain-age gap at the last session used.", "Units": "months"},
     "gap_change_months": {"Description": "gap_last_months - gap_first_months.", "Units": "months"},
+    "deviation_first_months": {
+        "Description": "Predicted age minus the cohort's reference trajectory at the first "
+                       "session used. The reference trajectory has the median of the infants' "
+                       "maturation rates as slope (1 with fewer than 3 infants, or the bias "
+                       "correction's beta when there is one) and the median of their offsets as "
+                       "intercept.", "Units": "months"},
+    "deviation_last_months": {"Description": "The same at the last session used.", "Units": "months"},
     "reliable_change_index": {
-        "Description": "gap_change_months / (sqrt(2) x noise SD), the noise SD being the mixed "
-                       "model's residual SD (or the cohort SD of the gaps without a mixed model); "
-                       "Jacobson & Truax (1991).", "Units": "z"},
+        "Description": "(deviation_last_months - deviation_first_months) / (sqrt(2) x noise SD), "
+                       "the noise SD being the mixed model's residual SD (or the cohort SD of the "
+                       "gaps without a mixed model); Jacobson & Truax (1991).", "Units": "z"},
     "gap_widening": {"Description": f"true when |reliable_change_index| > {RCI_THRESHOLD} and "
-                                    "|gap_last_months| > |gap_first_months|: the infant moves away "
-                                    "from the expected trajectory beyond measurement noise.",
+                                    "|deviation_last_months| > |deviation_first_months|: the infant "
+                                    "moves away from the cohort's reference trajectory beyond "
+                                    "measurement noise (two-sided 5%).",
                      "Levels": {"true": "gap widens", "false": "no reliable widening"}},
     "mixed_intercept_deviation_months": {
         "Description": "The infant's random intercept (BLUP): brain age at "
@@ -195,37 +206,58 @@ def subject_trajectories(table: pd.DataFrame, *, bias_beta: float | None = None,
         finite = gaps_all[np.isfinite(gaps_all)]
         noise_sd = float(np.std(finite, ddof=1)) if finite.size > 2 else float("nan")
     n_all = table.groupby("participant_id")["participant_id"].size()
-    rows = []
+    fits = {}
     for subject, group in sessions.groupby("participant_id", sort=True):
         x = group["chronological_age_months"].to_numpy(dtype=float)
         y = group["predicted_age_months"].to_numpy(dtype=float)
+        fits[subject] = (group, x, y, _ols(x, y))
+    rates = np.array([f[3][0] for f in fits.values()], dtype=float)
+    rates = rates[np.isfinite(rates)]
+    if rates.size >= MIXED_MIN_SUBJECTS:
+        reference = float(np.median(rates))
+    else:
+        reference = bias_beta if bias_beta is not None else 1.0
+    offsets = [float(np.mean(y - reference * x)) for _, x, y, _ in fits.values()]
+    reference_intercept = float(np.median(offsets)) if offsets else 0.0
+    rows = []
+    for subject, (group, x, y, (slope, se)) in fits.items():
         gap = _gap(group)
         n = len(x)
+        deviation = y - (reference_intercept + reference * x)
         row = {"participant_id": subject, "n_sessions": int(n_all[subject]), "n_sessions_used": n,
                "sessions": ",".join(s if isinstance(s, str) else "n/a" for s in group["session_id"]),
                "first_age_months": float(x[0]), "last_age_months": float(x[-1])}
-        if np.ptp(x) > 0:
-            slope, intercept = np.polyfit(x, y, 1)
-            if n > 2:
-                resid = y - (intercept + slope * x)
-                se = math.sqrt(resid @ resid / (n - 2) / ((x - x.mean()) @ (x - x.mean())))
-            else:
-                se = float("nan")
-        else:
-            slope = se = float("nan")
-        reference = bias_beta if bias_beta is not None else 1.0
-        change = float(gap[-1] - gap[0])
+        change = float(deviation[-1] - deviation[0])
         rci = change / (math.sqrt(2) * noise_sd) if noise_sd and np.isfinite(noise_sd) else float("nan")
         row.update(
             maturation_rate=float(slope), maturation_rate_se=float(se),
-            gap_change_per_month=float(slope - reference),
-            gap_first_months=float(gap[0]), gap_last_months=float(gap[-1]), gap_change_months=change,
+            gap_change_per_month=float(slope - (bias_beta if bias_beta is not None else 1.0)),
+            gap_first_months=float(gap[0]), gap_last_months=float(gap[-1]),
+            gap_change_months=float(gap[-1] - gap[0]),
+            deviation_first_months=float(deviation[0]), deviation_last_months=float(deviation[-1]),
             reliable_change_index=rci,
-            gap_widening=(bool(abs(rci) > RCI_THRESHOLD and abs(gap[-1]) > abs(gap[0]))
+            gap_widening=(bool(abs(rci) > RCI_THRESHOLD and abs(deviation[-1]) > abs(deviation[0]))
                           if np.isfinite(rci) else None),
         )
         effects = (mixed or {}).get("random_effects", {}).get(subject)
         row["mixed_intercept_deviation_months"] = effects[0] if effects else float("nan")
         row["mixed_slope_deviation"] = effects[1] if effects else float("nan")
         rows.append(row)
-    return pd.DataFrame(rows, columns=list(TRAJECTORY_COLUMNS))
+    out = pd.DataFrame(rows, columns=list(TRAJECTORY_COLUMNS))
+    out.attrs["reference_rate"] = float(reference)
+    out.attrs["reference_intercept_months"] = reference_intercept
+    return out
+
+
+def _ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """OLS slope of y on x and its standard error (n - 2 degrees of freedom; NaN with 2 points,
+    both NaN without a spread of x)."""
+    if np.ptp(x) <= 0:
+        return float("nan"), float("nan")
+    slope, intercept = np.polyfit(x, y, 1)
+    n = len(x)
+    if n <= 2:
+        return float(slope), float("nan")
+    resid = y - (intercept + slope * x)
+    sxx = (x - x.mean()) @ (x - x.mean())
+    return float(slope), math.sqrt(resid @ resid / (n - 2) / sxx)

@@ -251,12 +251,14 @@ def _trajectories_html(output_dir, trajectories, mixed):
             html.escape(row["participant_id"]), links, row["n_sessions_used"],
             _fmt(row["maturation_rate"], 2), _fmt(row["maturation_rate_se"], 2),
             _fmt(row["gap_change_per_month"], 2), _fmt(row["gap_change_months"], 2),
+            _fmt(row["deviation_last_months"] - row["deviation_first_months"], 2),
             _fmt(row["reliable_change_index"], 2),
             "n/a" if widening is None or widening != widening else ("yes" if widening else "no"),
         ])
     parts.append(_table_html(
         ["participant_id", "sessions", "n", "maturation rate", "SE", "gap change / month",
-         "gap change (mo)", "RCI", "gap widening"], rows, (0, 1, 8), escape=False))
+         "gap change (mo)", "change vs cohort (mo)", "RCI", "gap widening"], rows, (0, 1, 9),
+        escape=False))
     if mixed is None:
         parts.append(f"<p>Mixed model not fitted: it needs {longitudinal.MIXED_MIN_SUBJECTS} or "
                      "more subjects with two or more sessions.</p>")
@@ -571,7 +573,13 @@ def run_group(output_dir, *, bias_correction_file=None, n_boot: int = 2000,
                 gap_widening=[None if v is None else ("true" if v else "false")
                               for v in trajectories["gap_widening"]])))
         written["trajectories_json"] = stats.write_text_atomic(
-            output_dir / TRAJECTORIES_JSON, _json_text(longitudinal.TRAJECTORY_COLUMNS))
+            output_dir / TRAJECTORIES_JSON, _json_text({
+                **longitudinal.TRAJECTORY_COLUMNS,
+                "ReferenceTrajectory": {
+                    "Description": "The cohort's reference trajectory of the deviation columns: "
+                                   "predicted = intercept + rate x chronological age (months).",
+                    "rate": trajectories.attrs.get("reference_rate"),
+                    "intercept_months": trajectories.attrs.get("reference_intercept_months")}}))
         if mixed is not None:
             written["mixed_model"] = stats.write_text_atomic(
                 output_dir / MIXED_JSON, _json_text(_json_safe(mixed)))
