@@ -290,6 +290,34 @@ def test_report_without_session_ignores_session_figures(images, tmp_path):
     assert text.count("Figure not found") == len(DESCS)
 
 
+def test_session_pages_link_each_other(tmp_path):
+    """A subject with three sessions: each page lists all three in order of age, links the
+    other two and marks itself; a single-session subject gets no sessions section."""
+    for label, chrono, pred in (("12mo", "12.0", "11.5"), ("3mo", "3.0", "3.4"),
+                                ("6mo", "6.0", "5.1")):
+        anat = tmp_path / "sub-01" / f"ses-{label}" / "anat"
+        anat.mkdir(parents=True)
+        row = dict(ROW, session_id=f"ses-{label}", chronological_age_months=chrono,
+                   predicted_age_months=pred)
+        (anat / f"sub-01_ses-{label}_brainage.tsv").write_text(
+            "\t".join(row) + "\n" + "\t".join(row.values()) + "\n")
+    assert core.sibling_sessions(tmp_path, "sub-01") == ["12mo", "3mo", "6mo"]
+    text = core.generate_report(tmp_path, "01", session="6mo").read_text()
+    section = text[text.index('<section id="sessions">'):]
+    section = section[:section.index("</section>")]
+    assert re.findall(r">ses-(\w+)<", section) == ["3mo", "6mo", "12mo"]
+    assert '<a href="sub-01_ses-3mo.html">' in section and '<a href="sub-01_ses-12mo.html">' in section
+    assert "<strong>ses-6mo</strong> (this page)" in section and 'href="sub-01_ses-6mo.html"' not in section
+    assert "5.1" in section and "11.5" in section
+    assert '<a href="#sessions">' in text
+    single = tmp_path / "single"
+    anat = single / "sub-01" / "ses-3mo" / "anat"
+    anat.mkdir(parents=True)
+    (anat / "sub-01_ses-3mo_brainage.tsv").write_text(
+        "\t".join(ROW) + "\n" + "\t".join(ROW.values()) + "\n")
+    assert '<section id="sessions">' not in core.generate_report(single, "01", "3mo").read_text()
+
+
 def test_core_doctests():
     result = doctest.testmod(core)
     assert result.attempted > 0 and result.failed == 0

@@ -309,7 +309,7 @@ def run_participant(config, locks: OutputLocks) -> int:
     from nipype import config as ncfg
 
     from ..models.bundle import load_bundle
-    from ..reports.core import generate_report
+    from ..reports.core import bids_prefix, generate_report, sibling_sessions
     from ..utils.bids import chronological_age, collect_sessions, index_dataset
     from ..utils.progress import ParticipantProgress
     from ..workflows.base import init_bids_infantage_wf, unit_name
@@ -381,11 +381,19 @@ def run_participant(config, locks: OutputLocks) -> int:
                             "write (e.g. %s)", unit["subject"],
                             f" ses-{unit['session']}" if unit.get("session") else "", len(stale),
                             stale[0].name)
-    for unit in units:
+    # Each session's page links the subject's other sessions: pages of sessions that an
+    # earlier run wrote are rewritten too, so that they link the sessions of this run.
+    pages = [(u["subject"], u.get("session")) for u in units]
+    for subject in dict.fromkeys(u["subject"] for u in units if u.get("session")):
+        for label in sibling_sessions(config.output_dir, subject):
+            if (subject, label) not in pages and (
+                    config.output_dir / f"{bids_prefix(subject, label)}.html").is_file():
+                pages.append((subject, label))
+    for subject, session in pages:
         try:
-            generate_report(config.output_dir, unit["subject"], unit.get("session"), work_dir=config.work_dir)
+            generate_report(config.output_dir, subject, session, work_dir=config.work_dir)
         except Exception as exc:  # a report must not hide the results
-            LOGGER.warning("report of sub-%s could not be assembled: %s", unit["subject"], exc)
+            LOGGER.warning("report of sub-%s could not be assembled: %s", subject, exc)
     if config.reports_only:
         LOGGER.info("reports written to %s", config.output_dir)
         return 0

@@ -307,6 +307,53 @@ def _summary(row: dict) -> tuple[str, list[str]]:
     return f'<table class="summary">\n{body}\n</table>', banners
 
 
+def sibling_sessions(output_dir, subject: str) -> list[str]:
+    """Session labels (without ``ses-``) of a subject that have a brain-age table in
+    ``<output_dir>/sub-<label>/ses-*/anat``, sorted; empty for a subject without sessions."""
+    subject = _strip_prefix(subject, "sub-")
+    root = Path(output_dir) / f"sub-{subject}"
+    found = []
+    for tsv in sorted(root.glob(f"ses-*/anat/sub-{subject}_ses-*_brainage.tsv")):
+        label = tsv.parent.parent.name[len("ses-"):]
+        if tsv.name == f"{bids_prefix(subject, label)}_brainage.tsv":
+            found.append(label)
+    return found
+
+
+def _sessions_html(output_dir, subject: str, session: str | None) -> str | None:
+    """Table of the subject's sessions (ages, predicted age, gap) linking their reports, in
+    order of chronological age (then label); None with fewer than two sessions."""
+    labels = sibling_sessions(output_dir, subject)
+    if session is None or len(labels) < 2:
+        return None
+    esc = html.escape
+    entries = []
+    for label in labels:
+        tsv = (Path(output_dir) / f"sub-{subject}" / f"ses-{label}" / "anat"
+               / f"{bids_prefix(subject, label)}_brainage.tsv")
+        try:
+            row = read_brainage_tsv(tsv)
+        except (OSError, ValueError):
+            row = {}
+        chrono = as_float(row.get("chronological_age_months"))
+        entries.append((chrono if chrono is not None else float("inf"), label, row))
+    entries.sort(key=lambda e: (e[0], e[1]))
+    body = []
+    for _, label, row in entries:
+        name = f"{bids_prefix(subject, label)}.html"
+        cell = (f"<strong>ses-{esc(label)}</strong> (this page)" if label == session
+                else f'<a href="{esc(name)}">ses-{esc(label)}</a>')
+        body.append(f"<tr><td>{cell}</td><td>{esc(_fmt(row.get('chronological_age_months')))}"
+                    f"</td><td>{esc(_fmt(row.get('predicted_age_months')))}</td>"
+                    f"<td>{esc(_fmt(row.get('brain_age_gap_months')))}</td></tr>")
+    return ('<section id="sessions"><h2>Sessions of this infant</h2>\n'
+            '<table class="sessions"><tr><th>session</th><th>chronological age (months)</th>'
+            "<th>predicted age (months)</th><th>brain-age gap (months)</th></tr>\n"
+            + "\n".join(body) + "\n</table>\n<p class=\"caption\">The cohort's trajectories "
+            "(maturation rate, mixed model, growth chart) are in the group report.</p>\n"
+            "</section>")
+
+
 def _markdown(text: str) -> str:
     """Minimal Markdown to HTML: headings and paragraphs, everything escaped."""
     blocks = re.split(r"\n\s*\n", text.strip())
@@ -376,6 +423,10 @@ def generate_report(output_dir, subject: str, session: str | None = None, work_d
                      f"not found: {esc(str(tsv.relative_to(output_dir)))}</p></section>")
 
     nav = ['<a href="#summary">Summary</a>']
+    sessions_html = _sessions_html(output_dir, subject, session)
+    if sessions_html:
+        nav.append('<a href="#sessions">Sessions</a>')
+        parts.append(sessions_html)
     for i, section in enumerate(spec["sections"]):
         sid = f"section-{section['desc']}"
         nav.append(f'<a href="#{sid}">{esc(section["title"])}</a>')
