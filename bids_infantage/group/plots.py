@@ -282,6 +282,11 @@ def plot_gap_distribution(
     return _save_svg(fig, out_file)
 
 
+#: Cohorts up to this many infants get every line labelled on the growth chart (larger ones:
+#: only the infants whose gap widens).
+GROWTH_CHART_LABEL_MAX = 12
+
+
 @_styled
 def plot_growth_chart(sessions, trajectories, out_file, *, mixed=None) -> Path:
     """Growth chart: brain age against chronological age, one line per infant, the cohort's band.
@@ -293,7 +298,8 @@ def plot_growth_chart(sessions, trajectories, out_file, *, mixed=None) -> Path:
         (:func:`~bids_infantage.group.longitudinal.longitudinal_sessions`), ages in months.
     trajectories : pandas.DataFrame
         :func:`~bids_infantage.group.longitudinal.subject_trajectories` (``gap_widening``
-        infants are drawn in red and labelled).
+        infants are drawn in red and labelled; all are labelled in cohorts of up to
+        :data:`GROWTH_CHART_LABEL_MAX` infants).
     out_file : str or os.PathLike
         Destination SVG.
     mixed : dict, optional
@@ -320,15 +326,16 @@ def plot_growth_chart(sessions, trajectories, out_file, *, mixed=None) -> Path:
         ax.plot(grid, mean, color="0.4", lw=1.2, label="cohort fixed effect")
     ax.plot(grid, grid, "k--", lw=0.8, label="identity")
     widening = set(trajectories.loc[trajectories["gap_widening"] == True, "participant_id"])  # noqa: E712
+    label_all = sessions["participant_id"].nunique() <= GROWTH_CHART_LABEL_MAX
     for subject, group in sessions.groupby("participant_id", sort=True):
         x = group["chronological_age_months"].to_numpy(dtype=float)
         y = group["predicted_age_months"].to_numpy(dtype=float)
         flagged = subject in widening
         ax.plot(x, y, "-o", ms=3.5, lw=1.4 if flagged else 0.9,
                 color=_COLORS["outlier"] if flagged else "#1f77b4", alpha=1.0 if flagged else 0.7)
-        if flagged:
-            ax.annotate(subject, (x[-1], y[-1]), xytext=(3, 3), textcoords="offset points",
-                        fontsize=7, color=_COLORS["outlier"])
+        if flagged or label_all:
+            ax.annotate(subject, (x[-1], y[-1]), xytext=(3, -9), textcoords="offset points",
+                        fontsize=7, color=_COLORS["outlier"] if flagged else "#1f77b4")
     ax.set_xlabel("Chronological age (months)")
     ax.set_ylabel("Predicted brain age (months)")
     n = sessions["participant_id"].nunique()

@@ -68,8 +68,9 @@ def plot_regional_maturity(anat_ref_file, map_file, regions_file, table_tsv, out
     x_cut = int(np.percentile(xs, 40)) if xs.size else anat.shape[0] // 2
     vmax = LAG_LIMIT_MONTHS
     with plt.rc_context(_RC):
-        fig = plt.figure(figsize=(9.5, 3.6), facecolor="black")
-        grid = fig.add_gridspec(1, 4, width_ratios=[1, 1, 1, 1.6], wspace=0.15)
+        fig = plt.figure(figsize=(11.0, 4.2), facecolor="black")
+        # column 3 is empty: room for the bar chart's region names
+        grid = fig.add_gridspec(1, 5, width_ratios=[1, 1, 1, 0.45, 1.5], wspace=0.1)
         lo, hi = np.percentile(anat[anat > 0], [1, 99]) if (anat > 0).any() else (0, 1)
         im = None
         panels = [(anat[:, :, z].T, shown[:, :, z].T, f"axial z={z}") for z in z_cuts]
@@ -81,7 +82,7 @@ def plot_regional_maturity(anat_ref_file, map_file, regions_file, table_tsv, out
                            interpolation="nearest")
             ax.set_title(title, color="white")
             ax.set_axis_off()
-        ax = fig.add_subplot(grid[0, 3])
+        ax = fig.add_subplot(grid[0, 4])
         ax.set_facecolor("black")
         names = [r["region"].replace("_", " ") for r in rows]
         values = np.array([_num(r["lag_months"]) for r in rows])
@@ -105,16 +106,16 @@ def plot_regional_maturity(anat_ref_file, map_file, regions_file, table_tsv, out
             diff = entry.get("EarlierMinusLaterMaturityFraction")
             verdict = "n/a" if holds is None else ("yes" if holds else "NO")
             lines.append(f"{label}: {verdict}" + (f" ({diff:+.2f})" if diff is not None else ""))
-        ax.text(1.02, 0.02, "\n".join(lines), transform=ax.transAxes, color="white", fontsize=7,
-                va="bottom", ha="left")
+        fig.text(0.06, 0.03, "myelination order: " + "; ".join(lines), color="white",
+                 fontsize=8, va="bottom", ha="left")
         title = "regional lag (blue: behind, red: ahead)"
         if whole_brain_age is not None and math.isfinite(whole_brain_age):
             title += f"; whole-brain estimate {whole_brain_age:.1f} months"
         fig.suptitle(title, color="white")
         if im is not None:
-            cax = fig.add_axes([0.08, 0.08, 0.3, 0.03])
+            cax = fig.add_axes([0.06, 0.2, 0.3, 0.03])
             bar = fig.colorbar(im, cax=cax, orientation="horizontal")
             bar.set_label("lag (months)", color="white")
             bar.ax.tick_params(colors="white")
-        fig.subplots_adjust(left=0.01, right=0.8, top=0.85, bottom=0.2)
+        fig.subplots_adjust(left=0.01, right=0.98, top=0.85, bottom=0.3)
         return _save(fig, out_file)
