@@ -394,6 +394,7 @@ def test_run_group_writes_every_output(cohort_dir):
         assert f"<td class=\"t\">{name}</td>" in report
     assert report.count("data:image/svg+xml;base64,") == 4  # with the growth chart
     assert "Smith SM" in report and "de Lange AMG" in report
+    assert "reliable change index" in report and "Jacobson NS" in report  # longitudinal methods
     assert "sub-06" in report and "age_above_training_range" in report
     assert "1 of 9 subject/session(s) lack a chronological" in report
     assert "1 subject/session(s) flagged out of range" in report and "--include-flagged" in report

@@ -92,6 +92,15 @@ REFERENCES = {
         "methods of clinical measurement. Lancet 1986;1(8476):307-310. "
         "doi:10.1016/S0140-6736(86)90837-8"
     ),
+    "lairdware1982": (
+        "Laird NM, Ware JH. Random-effects models for longitudinal data. Biometrics "
+        "1982;38(4):963-974. doi:10.2307/2529876"
+    ),
+    "jacobsontruax1991": (
+        "Jacobson NS, Truax P. Clinical significance: a statistical approach to defining "
+        "meaningful change in psychotherapy research. J Consult Clin Psychol 1991;59(1):12-19. "
+        "doi:10.1037/0022-006X.59.1.12"
+    ),
 }
 
 

@@ -186,6 +186,21 @@ def _table_html(header, rows, text_columns=(), escape=True):
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _longitudinal_methods_text() -> str:
+    return (
+        "<p>For infants with two or more sessions with ages, the maturation rate is the "
+        "least-squares slope of predicted on chronological age (1 = on track). Brain age was "
+        "modelled by a linear mixed-effects model with a random intercept and slope per infant "
+        f"(Laird &amp; Ware, 1982; statsmodels MixedLM, REML; age centred at "
+        f"{longitudinal.CENTER_MONTHS:g} months), fitted from {longitudinal.MIXED_MIN_SUBJECTS} "
+        "such infants. A gap is reported as widening when the change of the infant's deviation "
+        "from the cohort's reference trajectory (slope: the median maturation rate) between "
+        "the first and the last session exceeds 1.96 times &radic;2 times the model's residual "
+        "SD (reliable change index; Jacobson &amp; Truax, 1991) and the deviation grows. The "
+        "flag assumes most of the cohort is on track; read it with the growth chart.</p>"
+    )
+
+
 def _methods_text(*, n_boot, params, reused):
     correction = (
         "The age bias of the brain-age gap was removed with a linear correction "
@@ -389,6 +404,8 @@ def _report_html(*, output_dir, table, metrics, params, reused, threshold, notes
 
     parts.append("<h2>Methods</h2>")
     parts.append(_methods_text(n_boot=n_boot, params=params, reused=reused))
+    if trajectories is not None and not trajectories.empty:
+        parts.append(_longitudinal_methods_text())
     parts.append('<h2>References</h2><ol class="refs">')
     parts.extend(f"<li>{html.escape(ref)}</li>" for ref in stats.REFERENCES.values())
     parts.append("</ol></body></html>")
