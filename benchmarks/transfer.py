@@ -77,6 +77,7 @@ PROBES = {  # name -> (kind, parameter)
     "intensity x3.7": ("scale", 3.7), "gamma 0.8": ("gamma", 0.8), "gamma 1.25": ("gamma", 1.25),
     "1 mm": ("grid", (1.0, 1.0, 1.0)), "2 mm": ("grid", (2.0, 2.0, 2.0)),
     "5 mm slices": ("grid", (None, None, 5.0)),
+    "blur 1 mm": ("blur", 1.0), "blur 2 mm": ("blur", 2.0),
 }
 QUICK = {"configs": ["t1w", "t1w+t2w"], "probes": ["erode 1", "dilate 1", "no extra-axial CSF",
                                                    "gamma 0.8", "5 mm slices"],
@@ -222,6 +223,23 @@ def _regrid(img, mask, spacing):
     return sitk.Mask(resample_like(img, grid), sitk.Cast(keep, sitk.sitkUInt8))
 
 
+def _blurred(img, mask, fwhm_mm: float):
+    """Gaussian blur of FWHM ``fwhm_mm`` (mm) within the same brain mask (normalized by the
+    blurred mask, so that the edge does not darken): a smoother image of the same brain, as a
+    population average or a lower-resolution scan looks."""
+    import SimpleITK as sitk
+
+    sigma = fwhm_mm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    m = sitk.Cast(mask > 0, sitk.sitkFloat32)
+    num = sitk.SmoothingRecursiveGaussian(sitk.Cast(img, sitk.sitkFloat32) * m, sigma)
+    den = sitk.SmoothingRecursiveGaussian(m, sigma)
+    a = sitk.GetArrayFromImage(num) / np.maximum(sitk.GetArrayFromImage(den), 1e-3)
+    a *= sitk.GetArrayFromImage(m)
+    out = sitk.GetImageFromArray(a.astype(np.float32))
+    out.CopyInformation(img)
+    return out
+
+
 @contextmanager
 def patched_mask(op):
     """Apply ``op`` to every brain mask ``preprocess_session`` derives from its images."""
@@ -253,6 +271,9 @@ def probed(t1, t2, probe: str | None):
     if kind == "grid":
         mask = mask_from_skull_stripped(t2)
         return _regrid(t1, mask, p), _regrid(t2, mask, p), None
+    if kind == "blur":
+        mask = mask_from_skull_stripped(t2)
+        return _blurred(t1, mask, p), _blurred(t2, mask, p), None
     fn = (lambda a: a * p) if kind == "scale" else (lambda a: a.max() * (a / a.max()) ** p)
 
     def apply(img):
