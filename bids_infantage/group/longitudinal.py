@@ -213,10 +213,8 @@ def subject_trajectories(table: pd.DataFrame, *, bias_beta: float | None = None,
         fits[subject] = (group, x, y, _ols(x, y))
     rates = np.array([f[3][0] for f in fits.values()], dtype=float)
     rates = rates[np.isfinite(rates)]
-    if rates.size >= MIXED_MIN_SUBJECTS:
-        reference = float(np.median(rates))
-    else:
-        reference = bias_beta if bias_beta is not None else 1.0
+    expected_rate = bias_beta if bias_beta is not None else 1.0  # of the (corrected) gap
+    reference = float(np.median(rates)) if rates.size >= MIXED_MIN_SUBJECTS else expected_rate
     offsets = [float(np.mean(y - reference * x)) for _, x, y, _ in fits.values()]
     reference_intercept = float(np.median(offsets)) if offsets else 0.0
     rows = []
@@ -231,7 +229,7 @@ def subject_trajectories(table: pd.DataFrame, *, bias_beta: float | None = None,
         rci = change / (math.sqrt(2) * noise_sd) if noise_sd and np.isfinite(noise_sd) else float("nan")
         row.update(
             maturation_rate=float(slope), maturation_rate_se=float(se),
-            gap_change_per_month=float(slope - (bias_beta if bias_beta is not None else 1.0)),
+            gap_change_per_month=float(slope - expected_rate),
             gap_first_months=float(gap[0]), gap_last_months=float(gap[-1]),
             gap_change_months=float(gap[-1] - gap[0]),
             deviation_first_months=float(deviation[0]), deviation_last_months=float(deviation[-1]),
