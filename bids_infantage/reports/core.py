@@ -307,17 +307,24 @@ def _summary(row: dict) -> tuple[str, list[str]]:
     return f'<table class="summary">\n{body}\n</table>', banners
 
 
+def brainage_tsv_path(output_dir, subject: str, session: str | None = None) -> Path:
+    """``<output_dir>/sub-<label>[/ses-<label>]/anat/<prefix>_brainage.tsv`` (labels with or
+    without ``sub-``/``ses-``)."""
+    subject = _strip_prefix(subject, "sub-")
+    session = _strip_prefix(session, "ses-")
+    anat = Path(output_dir) / f"sub-{subject}"
+    if session:
+        anat = anat / f"ses-{session}"
+    return anat / "anat" / f"{bids_prefix(subject, session)}_brainage.tsv"
+
+
 def sibling_sessions(output_dir, subject: str) -> list[str]:
     """Session labels (without ``ses-``) of a subject that have a brain-age table in
     ``<output_dir>/sub-<label>/ses-*/anat``, sorted; empty for a subject without sessions."""
     subject = _strip_prefix(subject, "sub-")
-    root = Path(output_dir) / f"sub-{subject}"
-    found = []
-    for tsv in sorted(root.glob(f"ses-*/anat/sub-{subject}_ses-*_brainage.tsv")):
-        label = tsv.parent.parent.name[len("ses-"):]
-        if tsv.name == f"{bids_prefix(subject, label)}_brainage.tsv":
-            found.append(label)
-    return found
+    labels = (d.name[len("ses-"):] for d in (Path(output_dir) / f"sub-{subject}").glob("ses-*"))
+    return sorted(label for label in labels
+                  if brainage_tsv_path(output_dir, subject, label).is_file())
 
 
 def _sessions_html(output_dir, subject: str, session: str | None) -> str | None:
@@ -329,10 +336,8 @@ def _sessions_html(output_dir, subject: str, session: str | None) -> str | None:
     esc = html.escape
     entries = []
     for label in labels:
-        tsv = (Path(output_dir) / f"sub-{subject}" / f"ses-{label}" / "anat"
-               / f"{bids_prefix(subject, label)}_brainage.tsv")
         try:
-            row = read_brainage_tsv(tsv)
+            row = read_brainage_tsv(brainage_tsv_path(output_dir, subject, label))
         except (OSError, ValueError):
             row = {}
         chrono = as_float(row.get("chronological_age_months"))
@@ -406,10 +411,7 @@ def generate_report(output_dir, subject: str, session: str | None = None, work_d
     if work_dir is not None:
         figure_dirs.append(Path(work_dir) / "reportlets" / f"sub-{subject}" / "figures")
 
-    anat = output_dir / f"sub-{subject}"
-    if session:
-        anat = anat / f"ses-{session}"
-    tsv = anat / "anat" / f"{prefix}_brainage.tsv"
+    tsv = brainage_tsv_path(output_dir, subject, session)
     parts = []
     if tsv.is_file():
         try:
