@@ -261,25 +261,30 @@ class Atlas:
             return int(z["version"]) if "version" in z.files else 1
 
 
-def build_atlas(tf_home, reference_mask, cohorts=(1, 2, 3, 4, 5)) -> Atlas:
-    """Normalize templates to the reference and register neighbours nonlinearly.
+def normalize_templates(tf_home, reference_mask, cohorts=(1, 2, 3, 4, 5)):
+    """BMEXInfant templates affinely normalized to the reference brain mask, on the 2 mm
+    synthesis grid (96^3, 192 mm, centred on the reference mask).
 
-    Parameters
-    ----------
-    tf_home : path
-        TemplateFlow home holding ``tpl-BMEXInfant``.
-    reference_mask : SimpleITK.Image
-        From :func:`build_reference_mask`.
-    cohorts : sequence of int
-        Anchors to use (leave-one-template-out validation drops one).
+    Each template's brain mask (:func:`mask_from_skull_stripped` of its T2w) is registered to
+    the reference (:func:`register_mask_to_reference`, the pipeline's affine); T1w and T2w are
+    resampled with it and divided by their 99th percentile in the mask; a T1w out of register
+    with its T2w is aligned to it (:func:`align_t1w_to_t2w`).
+
+    Returns
+    -------
+    images : ndarray (K, 4, 96, 96, 96) float32
+        Per cohort: T1w, T2w, brain-mask probability, white-matter probability
+        (:func:`_wm_probability`), SimpleITK (z, y, x) order.
+    grid : SimpleITK.Image
+        The synthesis grid.
     """
     import SimpleITK as sitk
 
-    from ..interfaces.brainmask import brain_volume_ml, mask_from_skull_stripped
+    from ..interfaces.brainmask import mask_from_skull_stripped
 
     grid = _grid(_center_of_mass(reference_mask), SYNTH_SHAPE, SYNTH_SPACING_MM,
                  reference_mask.GetDirection())
-    images, sitk_t2 = [], []
+    images = []
     for c in cohorts:
         t1 = sitk.ReadImage(str(template_path(tf_home, c, "T1w")), sitk.sitkFloat32)
         t2 = sitk.ReadImage(str(template_path(tf_home, c, "T2w")), sitk.sitkFloat32)
@@ -304,8 +309,26 @@ def build_atlas(tf_home, reference_mask, cohorts=(1, 2, 3, 4, 5)) -> Atlas:
             a *= m > 0.05
         wm = _wm_probability(arrs[1], inside)
         images.append(np.stack([arrs[0], arrs[1], m, wm]).astype(np.float32))
-        sitk_t2.append(arrs[1])
-    images = np.stack(images)
+    return np.stack(images), grid
+
+
+def build_atlas(tf_home, reference_mask, cohorts=(1, 2, 3, 4, 5)) -> Atlas:
+    """Normalize templates to the reference and register neighbours nonlinearly.
+
+    Parameters
+    ----------
+    tf_home : path
+        TemplateFlow home holding ``tpl-BMEXInfant``.
+    reference_mask : SimpleITK.Image
+        From :func:`build_reference_mask`.
+    cohorts : sequence of int
+        Anchors to use (leave-one-template-out validation drops one).
+    """
+    import SimpleITK as sitk
+
+    from ..interfaces.brainmask import brain_volume_ml
+
+    images, grid = normalize_templates(tf_home, reference_mask, cohorts)
     warped, disps = [], []
     for k in range(len(cohorts) - 1):
         fixed = sitk.GetImageFromArray(images[k, 1] + images[k, 2] * 0.5)
