@@ -1,0 +1,156 @@
+"""Label-driven synthesis (issue #14): label maps of real infants painted with the templates'
+contrast at an age."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+needs_shared = pytest.mark.skipif(
+    not (SHARED / "infant-asegs").is_dir() or not (SHARED / "templateflow" / "tpl-BMEXInfant").is_dir(),
+    reason="needs ../shared/infant-asegs and ../shared/templateflow/tpl-BMEXInfant")
+
+
+def test_closing_labels_the_fissure_and_unlabelled_ventricle_as_csf():
+    """close_label_map fills a slit between two 'hemispheres' and an enclosed hole with CSF
+    (24) and leaves every labelled voxel and the outside alone."""
+    from bids_infantage.models.label_synthesis import close_label_map
+
+    lab = np.zeros((40, 40, 40), np.uint8)
+    lab[8:32, 8:32, 8:19] = 2
+    lab[8:32, 8:32, 21:32] = 41   # two voxels of unlabelled fissure between them
+    lab[18:22, 18:22, 12:15] = 0  # an enclosed unlabelled hole
+    out = close_label_map(lab)
+    assert np.all(out[lab > 0] == lab[lab > 0])
+    assert np.all(out[12:28, 12:28, 19:21] == 24)
+    assert np.all(out[18:22, 18:22, 12:15] == 24)
+    assert np.all(out[:6] == 0) and np.all(out[:, :, :6] == 0)
+
+
+def test_atlas_guided_mixture_finds_white_matter_whichever_way_its_contrast_goes():
+    """The same anatomy with neonatal (WM T2w-bright, T1w-dark) and 24-month (WM T2w-dark,
+    T1w-bright) contrast: the posteriors put white matter where it is in both, from a prior
+    that is only roughly right, which a one-channel brightness rule cannot."""
+    from scipy.ndimage import gaussian_filter
+
+    from bids_infantage.models.label_synthesis import template_tissue_posteriors
+
+    rng = np.random.default_rng(0)
+    shape = (32, 32, 32)
+    zz, yy, xx = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
+    r = np.sqrt(zz ** 2 + yy ** 2 + xx ** 2)
+    truth = np.select([r < 0.5, r < 0.75, r < 0.9], [0, 1, 3], -1)  # WM core, cortex, CSF rim
+    mask = (truth >= 0).astype(np.float32)
+    prior = np.stack([gaussian_filter((truth == k).astype(np.float32), 2.5) for k in range(5)])
+    prior[3] += 0.1 * mask  # CSF prior leaks everywhere
+    for wm_t1, wm_t2 in ((0.8, 1.2), (1.2, 0.7)):
+        t1 = np.choose(truth + 1, (0, wm_t1, 1.0, 0, 0.3)) * (1 + 0.03 * rng.standard_normal(shape))
+        t2 = np.choose(truth + 1, (0, wm_t2, 1.0, 0, 2.0)) * (1 + 0.03 * rng.standard_normal(shape))
+        post = template_tissue_posteriors(t1.astype(np.float32), t2.astype(np.float32), mask, prior)
+        seg = post.argmax(0)
+        inside = truth >= 0
+        assert np.mean(seg[inside] == truth[inside]) > 0.95, (wm_t1, wm_t2)
+        assert np.allclose(post[:, inside].sum(0), 1, atol=1e-4)
+        assert np.all(post[:, ~inside] == 0)
+
+
+@pytest.fixture(scope="module")
+def small_fields(tmp_path_factory):
+    """Label fields of the 0- and 24-month templates and the three youngest asegs (~1 min)."""
+    import SimpleITK as sitk
+
+    from bids_infantage.models.label_synthesis import LabelFields, build_label_fields
+    from bids_infantage.models.synthesis import build_reference_mask
+
+    out = tmp_path_factory.mktemp("label-fields")
+    ref = build_reference_mask(SHARED / "templateflow")
+    sitk.WriteImage(ref, str(out / "ref.nii.gz"))
+    fields = build_label_fields(SHARED / "templateflow", SHARED / "infant-asegs", ref,
+                                cohorts=(1, 5), max_label_age_months=2)
+    fields.save(out / "fields.npz")
+    return LabelFields.load(out / "fields.npz"), ref, out
+
+
+@needs_shared
+def test_label_fields_carry_the_myelination_contrast_of_the_templates(small_fields):
+    """White matter over cortex in the contrast fields, read on a real infant's labels: at 0
+    months T2w-brighter and T1w-darker than at 24 months (T1w brightening to ~8 months, T2w
+    darkening to ~24; Barkovich 1988)."""
+    from bids_infantage.models.label_synthesis import FIELD_GROUPS, LABEL_SHAPE, WM_LABELS, LabelInfantGenerator
+
+    fields, ref, _ = small_fields
+    assert fields.labels.shape == (3,) + LABEL_SHAPE and list(fields.label_ages) == [0, 1, 2]
+    assert list(fields.ages) == [0, 24] and fields.fields.shape[:3] == (2, 3, 2)
+    gen = LabelInfantGenerator(fields, ref, seed=0)
+    lab = fields.labels[1]
+    wm, ctx = np.isin(lab, WM_LABELS), np.isin(lab, (3, 42))
+    ratio = {}
+    for age in (0, 24):
+        c = gen.contrast_at(age)
+        ratio[age] = [np.median(c[FIELD_GROUPS.index("wm"), ch][wm])
+                      / np.median(c[FIELD_GROUPS.index("gm"), ch][ctx]) for ch in range(2)]
+    assert ratio[0][1] > ratio[24][1] + 0.15, ratio  # T2w: WM darkens
+    assert ratio[0][0] < ratio[24][0], ratio          # T1w: WM brightens
+    mid = gen.contrast_at(12)
+    assert np.allclose(mid, (gen.contrast_at(0) + gen.contrast_at(24)) / 2, atol=1e-3)
+
+
+@needs_shared
+def test_a_sample_is_a_model_input_with_its_white_matter_and_is_reproducible(small_fields):
+    """sample(): (3, 64^3) model input (T1w, T2w, ratio), white matter inside the brain mask,
+    CSF brighter than the cortex on T2w, the same infant for the same seed, another for
+    another seed."""
+    from bids_infantage.models.label_synthesis import LabelInfantGenerator
+
+    fields, ref, _ = small_fields
+    a = LabelInfantGenerator(fields, ref, seed=3).sample(4.0, anatomy=0)
+    b = LabelInfantGenerator(fields, ref, seed=3).sample(4.0, anatomy=0)
+    c = LabelInfantGenerator(fields, ref, seed=4).sample(4.0, anatomy=0)
+    assert a["image"].shape == (3, 64, 64, 64) and a["image"].dtype == np.float32
+    assert np.array_equal(a["image"], b["image"]) and not np.array_equal(a["image"], c["image"])
+    mask, wm = a["mask"].astype(bool), a["wm"].astype(bool)
+    assert not np.any(wm & ~mask) and 0.05 < wm.sum() / mask.sum() < 0.5
+    assert np.all(a["image"][:, ~mask] == 0) and np.all(np.isfinite(a["image"]))
+    vol_ml = mask.sum() * 27 / 1000
+    assert 700 < vol_ml < 1600, vol_ml  # the reference brain (~1050 ml) +- the random affine
+
+
+@needs_shared
+def test_label_cohort_is_loadable_resumable_and_records_its_generator(small_fields, tmp_path):
+    from bids_infantage.models.dataset import cohort_generator, load_cohort
+    from bids_infantage.models.label_synthesis import LABEL_SYNTHESIS_VERSION, generate_label_cohort
+
+    _, _, out = small_fields
+    kw = dict(fields_path=out / "fields.npz", reference_path=out / "ref.nii.gz",
+              masks_tsv=SHARED / "bcp-brainmasks" / "masks.tsv", seed=5, nprocs=1)
+    paths = generate_label_cohort(tmp_path / "c", n=2, strata=4, **kw)
+    cohort = load_cohort(paths)
+    assert cohort["image"].shape == (2, 3, 64, 64, 64) and cohort["wm"].shape == (2, 64, 64, 64)
+    assert np.all((cohort["age"] >= 0) & (cohort["age"] <= 24))
+    assert np.all((cohort["volume_ml"] > 200) & (cohort["volume_ml"] < 1600))
+    assert cohort_generator(tmp_path / "c")["label_synthesis_version"] == LABEL_SYNTHESIS_VERSION
+    before = [p.stat().st_mtime_ns for p in paths]
+    again = generate_label_cohort(tmp_path / "c", n=3, strata=4, **kw)
+    assert again[:2] == paths and [p.stat().st_mtime_ns for p in paths] == before
+    assert np.isclose(load_cohort(again)["age"][:2], cohort["age"]).all()
+
+
+def test_label_recipe_has_its_own_cohorts_and_provenance(tmp_path):
+    """The label recipe never reads or overwrites the template-blend cohorts, and a bundle
+    trained with it says what it was made from."""
+    from bids_infantage.models.training import DEFAULTS, LABEL_RECIPE, _data_provenance, cohort_dirs
+
+    settings = dict(DEFAULTS, **LABEL_RECIPE)
+    assert cohort_dirs(tmp_path, settings) == (tmp_path / "labels-train", tmp_path / "labels-val")
+    assert cohort_dirs(tmp_path, DEFAULTS) == (tmp_path / "train", tmp_path / "val")
+    (tmp_path / "labels-train").mkdir()
+    (tmp_path / "labels-train" / "generator.json").write_text(
+        json.dumps({"generator": "labels", "label_synthesis_version": 2}))
+    prov = _data_provenance(settings, tmp_path / "labels-train")
+    assert prov["synthesis"] == "bids_infantage.models.label_synthesis"
+    assert prov["label_synthesis_version"] == 2 and "infant-asegs" in prov["label_maps"]
+    assert _data_provenance(DEFAULTS, tmp_path / "train")["synthesis"] == "bids_infantage.models.synthesis"
