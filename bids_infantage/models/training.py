@@ -5,7 +5,10 @@ Steps (all cached in ``--cache-dir``, so an interrupted run resumes):
 1. reference mask and synthesis atlas from the BMEXInfant templates
    (:mod:`bids_infantage.models.synthesis`);
 2. synthetic training and validation cohorts passed through the shared preprocessing
-   (:mod:`bids_infantage.models.dataset`);
+   (:mod:`bids_infantage.models.dataset`); with ``--recipe labels`` instead, label fields
+   and cohorts drawn in reference space from the anatomy of the 12 real ``infant-asegs``
+   painted with the templates' contrast (:mod:`bids_infantage.models.label_synthesis`;
+   ``labels-train``, ``labels-val``);
 3. for each input configuration, an ensemble of :class:`MultiTaskAgeNet` members (each
    cached in ``--cache-dir/members`` with a fingerprint of its settings, so a larger
    ``--members`` trains only the new ones);
@@ -54,6 +57,14 @@ DEFAULTS = {
 TRANSFER_RECIPE = {
     "input": {"intensity": "rank", "rank_erode_voxels": 1, "volume_feature": "none",
               "augment": "contrast"},
+}
+
+#: Label-driven synthesis (issue #14; :mod:`bids_infantage.models.label_synthesis`): anatomy
+#: of the 12 real infants, contrast of the templates, 99th-percentile intensities, no brain-size
+#: input, contrast augmentation
+LABEL_RECIPE = {
+    "synthesis": "labels",
+    "input": {"volume_feature": "none", "augment": "contrast"},
 }
 
 
@@ -580,6 +591,20 @@ def load_member(member_dir: Path, config: str, index: int, fingerprint: str):
     return load_file(str(path)), float(meta["seconds"]), json.loads(meta["history"])
 
 
+def ensure_reference(cache: Path, shared: Path) -> Path:
+    """``cache/ref.nii.gz``, the model reference mask
+    (:func:`~bids_infantage.models.synthesis.build_reference_mask`), built when missing."""
+    import SimpleITK as sitk
+
+    from .synthesis import build_reference_mask
+
+    ref_path = Path(cache) / "ref.nii.gz"
+    ref_path.parent.mkdir(parents=True, exist_ok=True)
+    if not ref_path.exists():
+        sitk.WriteImage(build_reference_mask(Path(shared) / "templateflow"), str(ref_path))
+    return ref_path
+
+
 def ensure_generator(cache: Path, shared: Path) -> dict:
     """Reference mask and synthesis atlas in ``cache`` (built from ``shared`` when missing).
 
@@ -591,15 +616,12 @@ def ensure_generator(cache: Path, shared: Path) -> dict:
     """
     import SimpleITK as sitk
 
-    from .synthesis import ATLAS_VERSION, Atlas, build_atlas, build_reference_mask
+    from .synthesis import ATLAS_VERSION, Atlas, build_atlas
 
     cache, shared = Path(cache), Path(shared)
-    cache.mkdir(parents=True, exist_ok=True)
     tf_home = shared / "templateflow"
-    ref_path = cache / "ref.nii.gz"
+    ref_path = ensure_reference(cache, shared)
     atlas_path = cache / "atlas.npz"
-    if not ref_path.exists():
-        sitk.WriteImage(build_reference_mask(tf_home), str(ref_path))
     if atlas_path.exists() and Atlas.saved_version(atlas_path) != ATLAS_VERSION:
         LOGGER.warning("%s: made by an older build_atlas (version %d, now %d); rebuilding it",
                        atlas_path, Atlas.saved_version(atlas_path), ATLAS_VERSION)
@@ -610,15 +632,54 @@ def ensure_generator(cache: Path, shared: Path) -> dict:
                 masks_tsv=shared / "bcp-brainmasks" / "masks.tsv")
 
 
+def cohort_dirs(cache: Path, settings: dict) -> tuple[Path, Path]:
+    """Folders of the training and validation cohorts in ``cache``: ``train``, ``val`` for the
+    template-blend synthesis, ``labels-train``, ``labels-val`` for ``settings["synthesis"]
+    == "labels"``."""
+    prefix = "labels-" if settings.get("synthesis") == "labels" else ""
+    return Path(cache) / f"{prefix}train", Path(cache) / f"{prefix}val"
+
+
+def ensure_label_fields(cache: Path, shared: Path) -> dict:
+    """Reference mask and label fields (:func:`~bids_infantage.models.label_synthesis.
+    build_label_fields`) in ``cache``, built from ``shared`` when missing or of another
+    version. Returns the keyword arguments of ``generate_label_cohort``."""
+    import SimpleITK as sitk
+
+    from .label_synthesis import LABEL_SYNTHESIS_VERSION, build_label_fields
+
+    ref_path = ensure_reference(cache, shared)
+    fields_path = Path(cache) / "fields.npz"
+    if fields_path.exists() and int(np.load(fields_path)["version"]) != LABEL_SYNTHESIS_VERSION:
+        LOGGER.warning("%s: made by label synthesis version %d, now %d; rebuilding it",
+                       fields_path, int(np.load(fields_path)["version"]), LABEL_SYNTHESIS_VERSION)
+        fields_path.unlink()
+    if not fields_path.exists():
+        build_label_fields(shared / "templateflow", shared / "infant-asegs",
+                           sitk.ReadImage(str(ref_path))).save(fields_path)
+    return dict(fields_path=fields_path, reference_path=ref_path,
+                masks_tsv=Path(shared) / "bcp-brainmasks" / "masks.tsv")
+
+
 def build_data(cache: Path, shared: Path, settings: dict, nprocs: int) -> tuple[dict, dict]:
-    """Reference, atlas and the synthetic cohorts (cached)."""
+    """Reference, atlas (or label fields) and the synthetic cohorts (cached)."""
     from .dataset import generate_cohort, load_cohort
 
-    kw = dict(ensure_generator(cache, shared), nprocs=nprocs)
     strata = settings.get("age_strata") or {}
-    val = generate_cohort(cache / "val", n=settings["n_val"], seed=settings["seed_val"],
+    train_dir, val_dir = cohort_dirs(cache, settings)
+    if settings.get("synthesis") == "labels":
+        from .label_synthesis import generate_label_cohort
+
+        kw = dict(ensure_label_fields(cache, shared), nprocs=nprocs)
+        val = generate_label_cohort(val_dir, n=settings["n_val"], seed=settings["seed_val"],
+                                    strata=strata.get("val"), **kw)
+        train = generate_label_cohort(train_dir, n=settings["n_train"],
+                                      seed=settings["seed_train"], strata=strata.get("train"), **kw)
+        return load_cohort(train), load_cohort(val)
+    kw = dict(ensure_generator(cache, shared), nprocs=nprocs)
+    val = generate_cohort(val_dir, n=settings["n_val"], seed=settings["seed_val"],
                           strata=strata.get("val"), **kw)
-    train = generate_cohort(cache / "train", n=settings["n_train"], seed=settings["seed_train"],
+    train = generate_cohort(train_dir, n=settings["n_train"], seed=settings["seed_train"],
                             strata=strata.get("train"), **kw)
     return load_cohort(train), load_cohort(val)
 
@@ -632,6 +693,7 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
 
     t0 = time.time()
     train, val = build_data(cache, shared, settings, nprocs)
+    train_dir = cohort_dirs(cache, settings)[0]
     out_dir.mkdir(parents=True, exist_ok=True)
     log = open(out_dir / "training.log", "a")
     jobs = [(config, i) for config in configs for i in range(settings["members"])]
@@ -649,8 +711,8 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
     tc = time.time()
     architecture = settings.get("architecture", "multitask")
     member_dir = cache / ("members" if architecture == "multitask" else f"members-{architecture}")
-    fingerprint = member_fingerprint(settings, cohort_preprocessing(cache / "train"),
-                                     cohort_generator(cache / "train"))
+    fingerprint = member_fingerprint(settings, cohort_preprocessing(train_dir),
+                                     cohort_generator(train_dir))
     done = {job: load_member(member_dir, *job, fingerprint) for job in jobs}
     todo = [job for job in jobs if done[job] is None]
     LOGGER.info("%d members to train, %d from %s", len(todo), len(jobs) - len(todo), member_dir)
@@ -692,15 +754,28 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
         out_dir, nets_by_config, calibrations, settings=settings, name=name,
         reference_mask=cache / "ref.nii.gz",
         volume_norms={str(k): [float(v.mean()), float(v.std(ddof=1))] for k, v in vols.items()},
-        data_provenance={
-            "templates": "tpl-BMEXInfant cohorts 1-5 (0, 6, 9, 12, 24 months), MIT, "
-                         "DBC-Lab/Brain_MRI_Enhancement b47e31f",
-            "brain_volumes": "206 BCP brain masks (masks.tsv), MIT",
-            "synthesis": "bids_infantage.models.synthesis",
-            "synthesis_atlas_version": (cohort_generator(cache / "train") or {}).get("atlas_version", 1),
-        },
+        data_provenance=_data_provenance(settings, train_dir),
         seconds_per_member=seconds, seconds=time.time() - t0,
-        preprocessing=cohort_preprocessing(cache / "train"))
+        preprocessing=cohort_preprocessing(train_dir))
+
+
+def _data_provenance(settings: dict, train_dir: Path) -> dict:
+    """``bundle.json`` ``data_provenance``: what the synthetic cohorts were made from."""
+    from .dataset import cohort_generator
+
+    generator = cohort_generator(train_dir) or {}
+    out = {"templates": "tpl-BMEXInfant cohorts 1-5 (0, 6, 9, 12, 24 months), MIT, "
+                        "DBC-Lab/Brain_MRI_Enhancement b47e31f",
+           "brain_volumes": "206 BCP brain masks (masks.tsv), MIT"}
+    if settings.get("synthesis") == "labels":
+        out.update({"label_maps": "infant-asegs: aseg label maps of 12 single infants "
+                                  "(0-38 months), Apache-2.0",
+                    "synthesis": "bids_infantage.models.label_synthesis",
+                    "label_synthesis_version": generator.get("label_synthesis_version")})
+    else:
+        out.update({"synthesis": "bids_infantage.models.synthesis",
+                    "synthesis_atlas_version": generator.get("atlas_version", 1)})
+    return out
 
 
 #: ``bundle.json`` ``architecture`` of each training architecture (ModelBundle.networks)
@@ -821,10 +896,12 @@ def main(argv=None) -> int:
     for key in ("n_train", "n_val", "epochs", "members"):
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=None,
                             help=f"default {DEFAULTS[key]}")
-    parser.add_argument("--recipe", choices=["basic", "transfer"], default="basic",
+    parser.add_argument("--recipe", choices=["basic", "transfer", "labels"], default="basic",
                         help="model input and augmentation: basic (99th-percentile intensities, "
-                             "brain-volume input) or transfer (rank intensities, no volume input, "
-                             "contrast augmentation; issue #14)")
+                             "brain-volume input), transfer (rank intensities, no volume input, "
+                             "contrast augmentation; issue #14) or labels (label-driven "
+                             "synthesis from the infant-asegs anatomy, no volume input, "
+                             "contrast augmentation)")
     parser.add_argument("--recalibrate-interval", action="store_true",
                         help="do not train: add the domain-shift term to the intervals of the "
                              "bundle in --out (recalibrate_interval; --n-val samples)")
@@ -841,6 +918,8 @@ def main(argv=None) -> int:
     settings = dict(DEFAULTS)
     if args.recipe == "transfer":
         settings.update(TRANSFER_RECIPE)
+    elif args.recipe == "labels":
+        settings.update(LABEL_RECIPE)
     if args.architecture != "multitask":
         settings["architecture"] = args.architecture
     settings.update({k: getattr(args, k) for k in ("n_train", "n_val", "epochs", "members")
