@@ -231,6 +231,7 @@ class LabelFields:
     label_origin: tuple
 
     def save(self, path) -> None:
+        """Write an ``.npz`` (fields as float16, with :data:`LABEL_SYNTHESIS_VERSION`)."""
         np.savez_compressed(path, labels=self.labels, label_ages=self.label_ages, ages=self.ages,
                             fields=self.fields.astype(np.float16),
                             synth_origin=np.asarray(self.synth_origin),
@@ -240,6 +241,7 @@ class LabelFields:
 
     @classmethod
     def load(cls, path) -> LabelFields:
+        """Read what :meth:`save` wrote (fields back to float32)."""
         z = np.load(path)
         return cls(z["labels"], z["label_ages"], z["ages"], z["fields"].astype(np.float32),
                    tuple(z["synth_origin"]), tuple(z["synth_direction"]), tuple(z["label_origin"]))
