@@ -46,8 +46,9 @@ import numpy as np
 LOGGER = logging.getLogger("bids_infantage.synthesis")
 
 #: Version of :func:`build_label_fields` and :class:`LabelInfantGenerator`, recorded with
-#: each cohort (``generator.json``)
-LABEL_SYNTHESIS_VERSION = 2
+#: each cohort (``generator.json``): 2 atlas-guided tissue classes of the templates, contrast
+#: gain exp(U(-0.2, 0.6)); 3 contrast gain exp(U(-0.5, 0.9)) (:data:`CONTRAST_GAIN_LOG`)
+LABEL_SYNTHESIS_VERSION = 3
 
 #: Label grid: 128^3 voxels of 1.5 mm in reference space (192 mm, as the 3 mm reference grid)
 LABEL_SHAPE = (128, 128, 128)
@@ -66,6 +67,10 @@ GROUPS = {
 }
 #: Cerebral white matter, the labels of the multi-task segmentation target
 WM_LABELS = (2, 41)
+#: Range of the log of the per-channel power applied to tissue contrast about the cortex
+#: (:meth:`LabelInfantGenerator.paint`): the size of the T1w / T2w contrast depends on the
+#: sequence and field strength, so only its sign and its regional pattern should carry age
+CONTRAST_GAIN_LOG = (-0.5, 0.9)
 #: Gaussian SD (mm) of the contrast fields of each group
 FIELD_SIGMA_MM = {"wm": 4.0, "gm": 4.0, "deep": 2.0}
 #: Index of each group in ``fields`` (K, 3 groups, 2 channels, ...)
@@ -374,8 +379,8 @@ class LabelInfantGenerator:
 
         Each label gets its group's field times exp(N(0, 0.04)) (per label and channel) times
         the group's exp(N(0, 0.03)); tissue contrast to the cortex median is raised to a power
-        exp(U(-0.2, 0.6)) per channel (template averages have less contrast than one infant, by an
-        unknown amount); CSF labels, and with probability 0.6 an extra-axial shell
+        exp(U(:data:`CONTRAST_GAIN_LOG`)) per channel (template averages have less contrast than
+        one infant, and sequences differ, by unknown amounts); CSF labels, and with probability 0.6 an extra-axial shell
         of 1-4 voxels (1.5-6 mm) around the brain, get the cortex's median times U(1.3, 2.2)
         on T2w and U(0.2, 0.6) on T1w (CSF is the brightest tissue on T2w, the darkest on T1w).
         """
@@ -400,7 +405,7 @@ class LabelInfantGenerator:
         tissue = brain & ~np.isin(labels, GROUPS["csf"])
         for c in range(2):  # contrast gain about the cortex: keeps the sign of each contrast
             img[c][tissue] = gm_med[c] * (np.maximum(img[c][tissue], 1e-6) / gm_med[c]) ** np.exp(
-                rng.uniform(-0.2, 0.6))
+                rng.uniform(*CONTRAST_GAIN_LOG))
         csf_val = (gm_med[0] * rng.uniform(0.2, 0.6), gm_med[1] * rng.uniform(1.3, 2.2))
         csf = np.isin(labels, GROUPS["csf"])
         mask = brain.copy()
