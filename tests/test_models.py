@@ -415,9 +415,44 @@ def test_calibration_widens_the_interval_by_the_domain_shift_term(tmp_path):
     assert after["age"] == pytest.approx(before["age"])
     assert after["sd"] == pytest.approx(np.hypot(before["sd"], 3.0), rel=1e-6)
     t1w_flag = [f for f in after["flags"] if f.startswith("T1w only")]
-    assert after["upper"] > 12.0 and t1w_flag  # this random image reads as about 17 months
-    assert not any(f.startswith("T1w only") for f in ModelBundle(folder).predict(
-        image, 900.0, "t1w+t2w", saliency=False)["flags"])
+    assert after["age"] + 1.0 > 12.0 and t1w_flag  # this random image reads as about 17 months
+    # T1w alone cannot resolve 12-24 months: the upper bound is the top of the model's range,
+    # the lower bound stays age - z * sd
+    half = meta["configurations"]["t1w"]["calibration"]["interval_z"] * after["sd"]
+    top = meta["age_range_months"][1]
+    assert after["upper"] == pytest.approx(max(top, after["age"] + half))
+    assert after["upper"] > after["age"] + half + 1.0 or after["age"] + half > top
+    assert after["lower"] == pytest.approx(after["age"] - half)
+    assert f"extends to {after['upper']:.0f} months" in t1w_flag[0]
+    both = ModelBundle(folder).predict(image, 900.0, "t1w+t2w", saliency=False)
+    assert not any(f.startswith("T1w only") for f in both["flags"])
+    assert both["upper"] - both["age"] == pytest.approx(both["age"] - both["lower"])
+
+
+def test_t1w_only_interval_reaches_the_top_of_the_range_only_past_12_months(tmp_path):
+    """With the linear correction fixed at one age (slope 0), a T1w-only interval that stays
+    below 12 months is symmetric and unflagged; one that reaches past 12 months gets the
+    model's upper age as its upper bound, the same lower bound, and the T1w-only flag."""
+    from bids_infantage.models.bundle import T1W_ONLY_RESOLVES_MONTHS, ModelBundle, resolve_bundle
+
+    folder = tmp_path / "fixed"
+    shutil.copytree(resolve_bundle(None), folder)
+    meta = json.loads((folder / "bundle.json").read_text())
+    image = np.random.default_rng(4).random((3, 64, 64, 64)).astype(np.float32)
+    got = {}
+    for age in (4.0, 11.0):
+        cal = meta["configurations"]["t1w"]["calibration"]
+        cal.update(slope=0.0, intercept=age, shift_sd_bands=[[0.0, 24.0, 1.5]])
+        (folder / "bundle.json").write_text(json.dumps(meta))
+        got[age] = ModelBundle(folder).predict(image, 900.0, "t1w", saliency=False)
+    half = cal["interval_z"] * 1.5
+    assert 4.0 + half < T1W_ONLY_RESOLVES_MONTHS < 11.0 + half  # the two sides of the rule
+    young, older = got[4.0], got[11.0]
+    assert (young["lower"], young["upper"]) == (pytest.approx(4.0 - half), pytest.approx(4.0 + half))
+    assert not any(f.startswith("T1w only") for f in young["flags"])
+    assert older["lower"] == pytest.approx(11.0 - half)
+    assert older["upper"] == pytest.approx(meta["age_range_months"][1])
+    assert any(f.startswith("T1w only") and "extends to 24 months" in f for f in older["flags"])
 
 
 def test_csf_painting_makes_ventricles_t2w_bright_and_t1w_dark():

@@ -31,7 +31,8 @@ AGE_RANGE_MARGIN_MONTHS = 2.0
 
 
 #: Age (months) beyond which a T1w-only estimate is flagged: white matter is T1w-bright by
-#: about 8-12 months, after which T1w changes little (Barkovich et al., Radiology 1988)
+#: about 8-12 months, after which T1w changes little (Barkovich et al., Radiology 1988); such
+#: an interval's upper bound is raised to the top of the model's age range
 T1W_ONLY_RESOLVES_MONTHS = 12.0
 
 
@@ -291,7 +292,9 @@ class ModelBundle:
         Returns
         -------
         dict
-            ``age``, ``sd``, ``lower``, ``upper`` (months, calibrated), ``members`` (raw
+            ``age``, ``sd``, ``lower``, ``upper`` (months, calibrated: ``age -+ interval_z *
+            sd``, except that a T1w-only interval reaching past :data:`T1W_ONLY_RESOLVES_MONTHS`
+            has its upper bound raised to the top of ``age_range_months``), ``members`` (raw
             member means), ``feature_distance``, ``volume_z``, ``flags`` (list of str),
             ``out_of_range`` (bool), ``saliency`` (ndarray (64, 64, 64) in [0, 1] or None),
             ``age_range_months`` ([low, high] of the model); for the Wada et al. (2019)
@@ -362,10 +365,14 @@ class ModelBundle:
             z_text = format_against(volume_z, -VOLUME_Z_MAX, 1, sign=True)
             flags.append(f"brain volume {volume_ml:.0f} ml is {z_text} SD below the norm at the "
                          "predicted age: check the brain mask")
-        if CONFIGURATIONS[config] == (0,) and age + half > T1W_ONLY_RESOLVES_MONTHS:
+        lower, upper = float(age - half), float(age + half)
+        if CONFIGURATIONS[config] == (0,) and upper > T1W_ONLY_RESOLVES_MONTHS:
+            # T1w alone cannot tell a 12-month brain from a 24-month one: the interval's upper
+            # bound becomes the top of the model's range instead of a confident number
+            upper = max(upper, float(hi_age))
             flags.append(f"T1w only: T1w myelination contrast is nearly complete by about "
-                         f"{T1W_ONLY_RESOLVES_MONTHS:g} months, so older ages are poorly resolved; "
-                         "add a T2w")
+                         f"{T1W_ONLY_RESOLVES_MONTHS:g} months, so older ages are poorly resolved "
+                         f"and the interval extends to {upper:.0f} months; add a T2w")
         if sd > cal["sd_threshold_months"]:
             flags.append("ensemble uncertainty high (SD %s > %s months)"
                          % format_pair(sd, cal["sd_threshold_months"], 1))
@@ -382,7 +389,7 @@ class ModelBundle:
         else:
             extra = {}
         return {**extra,
-            "age": float(age), "sd": sd, "lower": float(age - half), "upper": float(age + half),
+            "age": float(age), "sd": sd, "lower": lower, "upper": upper,
             "coverage": cal["interval_coverage"], "members": means, "raw_age": raw,
             "feature_distance": dist, "volume_z": float(volume_z), "flags": flags,
             "out_of_range": oor, "saliency": sal, "age_range_months": [lo_age, hi_age],
