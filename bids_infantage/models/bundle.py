@@ -372,7 +372,7 @@ class ModelBundle:
             upper = max(upper, float(hi_age))
             flags.append(f"T1w only: T1w myelination contrast is nearly complete by about "
                          f"{T1W_ONLY_RESOLVES_MONTHS:g} months, so older ages are poorly resolved "
-                         f"and the interval extends to {upper:.0f} months; add a T2w")
+                         f"and the interval extends to {upper:.0f} months (add a T2w)")
         if sd > cal["sd_threshold_months"]:
             flags.append("ensemble uncertainty high (SD %s > %s months)"
                          % format_pair(sd, cal["sd_threshold_months"], 1))
