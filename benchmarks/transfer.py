@@ -26,6 +26,8 @@ model was built from). True age = the template's age.
     ``1 mm``, ``2 mm``: both images resampled (Gaussian anti-aliasing, linear) to isotropic
     voxels; ``5 mm slices``: to 0.8 x 0.8 x 5 mm (axial). The brain mask is resampled with them
     (> 0.5) and the images are zeroed outside it (a scan skull-stripped at that resolution).
+    ``blur f mm``: Gaussian of FWHM f inside the same mask. ``noise SNR s``: Rician noise of
+    SD median(brain) / s on the image's own grid, inside the mask (fixed seeds).
     Summary: per probe and configuration ``max |change|`` / ``mean |change|``; ``volume``:
     mean change of the measured brain volume (%). The mask probes again with the volume input
     held at the unprobed volume separate the image route (standardization, shape) from the size
@@ -78,6 +80,7 @@ PROBES = {  # name -> (kind, parameter)
     "1 mm": ("grid", (1.0, 1.0, 1.0)), "2 mm": ("grid", (2.0, 2.0, 2.0)),
     "5 mm slices": ("grid", (None, None, 5.0)),
     "blur 1 mm": ("blur", 1.0), "blur 2 mm": ("blur", 2.0),
+    "noise SNR 20": ("noise", 20.0), "noise SNR 8": ("noise", 8.0),
 }
 QUICK = {"configs": ["t1w", "t1w+t2w"], "probes": ["erode 1", "dilate 1", "no extra-axial CSF",
                                                    "gamma 0.8", "5 mm slices"],
@@ -240,6 +243,22 @@ def _blurred(img, mask, fwhm_mm: float):
     return out
 
 
+def _noisy(img, mask, snr: float, seed: int):
+    """Rician noise (the magnitude of a complex Gaussian; Gudbjartsson & Patz 1995) of SD
+    ``median(brain) / snr`` on the image's own grid, inside the brain mask only: a single
+    scan's noise on a population average, which has almost none. A fixed ``seed``."""
+    import SimpleITK as sitk
+
+    a = sitk.GetArrayFromImage(img).astype(np.float64)
+    m = sitk.GetArrayFromImage(mask) > 0
+    sd = float(np.median(a[m])) / snr
+    rng = np.random.default_rng(seed)
+    noisy = np.sqrt((a + rng.normal(0, sd, a.shape)) ** 2 + rng.normal(0, sd, a.shape) ** 2)
+    out = sitk.GetImageFromArray((noisy * m).astype(np.float32))
+    out.CopyInformation(img)
+    return out
+
+
 @contextmanager
 def patched_mask(op):
     """Apply ``op`` to every brain mask ``preprocess_session`` derives from its images."""
@@ -274,6 +293,9 @@ def probed(t1, t2, probe: str | None):
     if kind == "blur":
         mask = mask_from_skull_stripped(t2)
         return _blurred(t1, mask, p), _blurred(t2, mask, p), None
+    if kind == "noise":
+        mask = mask_from_skull_stripped(t2)
+        return _noisy(t1, mask, p, seed=1), _noisy(t2, mask, p, seed=2), None
     fn = (lambda a: a * p) if kind == "scale" else (lambda a: a.max() * (a / a.max()) ** p)
 
     def apply(img):
