@@ -10,7 +10,7 @@
 Usage::
 
     .venv/bin/python benchmarks/validate_model.py --shared ../shared --cache-dir training-cache \
-        [--loto-n 160 --loto-epochs 10 --configs t1w ratio] [--skip-loto]
+        [--loto-n 160 --loto-epochs 10 --configs t1w ratio] [--skip-loto] [--loto-json FILE]
 
 Prints markdown tables; figures in months.
 """
@@ -79,12 +79,16 @@ def run_loto(shared: Path, cache: Path, configs, n: int, epochs: int, nprocs: in
         sample = preprocess_template(tf_home, held, ref)
         row = {"held_out": f"{age:g} mo", "volume_ml": sample["volume_ml"],
                "volume_baseline": volume_baseline(sample["volume_ml"], volumes)}
+        row["val_rmse"] = {}
         for config in configs:
             net = train_member(train, config, seed=7, epochs=epochs, batch_size=8, lr=DEFAULTS["lr"],
                                channels=DEFAULTS["channels"], loss_weights=DEFAULTS["loss_weights"])
             m, v, f = predict_members([net], val, config)
             calib = calibrate(m, v, f, val["age"])
             row[config] = predict([net], calib, sample, config)
+            # the same member's same-family error, to separate it from the held-out template's
+            fitted = calib["intercept"] + calib["slope"] * m.mean(0)
+            row["val_rmse"][config] = float(np.sqrt(np.mean((fitted - val["age"]) ** 2)))
         row["seconds"] = time.time() - t0
         rows.append(row)
         LOGGER.info("LOTO %s: %s", age, row)
@@ -109,7 +113,7 @@ def run_demo(shared: Path, cache: Path) -> list[dict]:
 
 
 def table(rows, key, truth) -> str:
-    cols = [c for c in rows[0] if c not in (key, "volume_ml", "seconds")]
+    cols = [c for c in rows[0] if c not in (key, "volume_ml", "seconds", "val_rmse")]
     lines = ["| " + " | ".join([key, "volume (ml)"] + cols) + " |",
              "|" + "---|" * (len(cols) + 2)]
     for r in rows:
@@ -128,6 +132,9 @@ def main(argv=None) -> int:
     p.add_argument("--loto-epochs", type=int, default=10)
     p.add_argument("--nprocs", type=int, default=2)
     p.add_argument("--skip-loto", action="store_true")
+    p.add_argument("--loto-json", type=Path, default=None,
+                   help="also write the leave-one-template-out rows here (the input of "
+                        "bids-infantage-train --add-template-term)")
     p.add_argument("--skip-demo", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -144,6 +151,11 @@ def main(argv=None) -> int:
         print(f"\nLeave-one-template-out (n={args.loto_n} synthetic samples, {args.loto_epochs} epochs, "
               "1 member), predicted age of the held-out real template (months):\n")
         print(table(rows, "held_out", {r["held_out"]: float(r["held_out"].split()[0]) for r in rows}))
+        if args.loto_json is not None:
+            import json
+
+            args.loto_json.write_text(json.dumps(
+                {"loto_n": args.loto_n, "loto_epochs": args.loto_epochs, "rows": rows}, indent=1))
     print(f"\n{time.time() - t0:.0f} s")
     return 0
 

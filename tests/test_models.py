@@ -429,6 +429,61 @@ def test_calibration_widens_the_interval_by_the_domain_shift_term(tmp_path):
     assert both["upper"] - both["age"] == pytest.approx(both["age"] - both["lower"])
 
 
+def _loto(errors, rmse, configs=("t1w", "t2w", "t1w+t2w", "ratio", "t1w+t2w+ratio")):
+    rows = []
+    for age, err, r in zip((6.0, 9.0, 12.0), errors, rmse):
+        rows.append({"held_out": f"{age:g} mo", "volume_ml": 800.0,
+                     **{c: age + err for c in configs}, "val_rmse": {c: r for c in configs}})
+    return {"loto_n": 160, "loto_epochs": 12, "rows": rows}
+
+
+def test_template_term_is_the_loto_error_beyond_the_same_family_error():
+    """template_sd = sqrt(mean(error^2) - mean(val_rmse^2)), floored at 0; a configuration the
+    leave-one-template-out results lack is a clear error."""
+    from bids_infantage.models.training import template_term
+
+    term = template_term(_loto([3.0, -4.0, 0.0], [1.0, 1.0, 1.0]), "t1w+t2w")
+    assert term["template_sd_months"] == pytest.approx(np.sqrt((9 + 16 + 0) / 3 - 1))
+    assert term["template_term"]["errors_months"] == [3.0, -4.0, 0.0]
+    assert term["template_term"]["held_out_months"] == [6.0, 9.0, 12.0]
+    assert template_term(_loto([0.5, -0.5, 0.2], [1.0, 1.2, 0.9]), "t1w")["template_sd_months"] == 0.0
+    with pytest.raises(ValueError, match="lack configuration ratio.*--configs ratio"):
+        template_term(_loto([1, 1, 1], [1, 1, 1], configs=("t1w",)), "ratio")
+
+
+def test_template_term_widens_the_interval_in_quadrature(tmp_path):
+    """bids-infantage-train --add-template-term writes each configuration's template SD into a
+    bundle; its intervals then have half-width hypot(z * sd, 1.645 * template_sd) with the
+    age and sd unchanged; a bundle without the term keeps z * sd."""
+    from bids_infantage.models.bundle import ModelBundle, interval_half_width, resolve_bundle
+    from bids_infantage.models.training import main as train_main
+
+    folder = tmp_path / "bundle"
+    shutil.copytree(resolve_bundle(None), folder)
+    meta = json.loads((folder / "bundle.json").read_text())
+    for spec in meta["configurations"].values():
+        for key in ("template_sd_months", "template_term"):
+            spec["calibration"].pop(key, None)
+    (folder / "bundle.json").write_text(json.dumps(meta))
+    image = np.random.default_rng(5).random((3, 64, 64, 64)).astype(np.float32)
+    before = ModelBundle(folder).predict(image, 900.0, "t1w+t2w", saliency=False)
+    cal = meta["configurations"]["t1w+t2w"]["calibration"]
+    assert before["upper"] - before["age"] == pytest.approx(cal["interval_z"] * before["sd"])
+
+    loto = tmp_path / "loto.json"
+    loto.write_text(json.dumps(_loto([3.0, -4.0, 0.0], [1.0, 1.0, 1.0])))
+    assert train_main(["--add-template-term", str(loto), "--out", str(folder)]) == 0
+    cal = json.loads((folder / "bundle.json").read_text())["configurations"]["t1w+t2w"]["calibration"]
+    t_sd = np.sqrt(25 / 3 - 1)
+    assert cal["template_sd_months"] == pytest.approx(t_sd)
+    after = ModelBundle(folder).predict(image, 900.0, "t1w+t2w", saliency=False)
+    assert (after["age"], after["sd"]) == (pytest.approx(before["age"]), pytest.approx(before["sd"]))
+    half = np.hypot(cal["interval_z"] * before["sd"], 1.6448536 * t_sd)
+    assert after["upper"] - after["age"] == pytest.approx(half, rel=1e-5)
+    assert after["age"] - after["lower"] == pytest.approx(half, rel=1e-5)
+    assert interval_half_width(cal, before["sd"]) == pytest.approx(half, rel=1e-5)
+
+
 def test_t1w_only_interval_reaches_the_top_of_the_range_only_past_12_months(tmp_path):
     """With the linear correction fixed at one age (slope 0), a T1w-only interval that stays
     below 12 months is symmetric and unflagged; one that reaches past 12 months gets the

@@ -48,6 +48,26 @@ def shift_sd(age_months: float, bands) -> float:
     return float(bands[0][2] if age_months < bands[0][0] else bands[-1][2])
 
 
+def interval_half_width(cal: dict, sd_months: float) -> float:
+    """Half-width (months) of a calibrated prediction interval.
+
+    ``interval_z * sd`` (same-family validation with the domain-shift term, see
+    :func:`~bids_infantage.models.training.calibrate`). A calibration with
+    ``template_sd_months`` (the between-template error measured by leave-one-template-out,
+    :func:`~bids_infantage.models.training.template_term`) adds it as a second, independent
+    error: ``hypot(interval_z * sd, q * template_sd)``, where ``q`` is the standard normal
+    quantile of the interval's coverage (1.645 for 90%).
+    """
+    from statistics import NormalDist
+
+    half = float(cal["interval_z"]) * float(sd_months)
+    template_sd = float(cal.get("template_sd_months") or 0.0)
+    if template_sd > 0.0:
+        q = NormalDist().inv_cdf(0.5 + float(cal["interval_coverage"]) / 2.0)
+        half = float(np.hypot(half, q * template_sd))
+    return half
+
+
 def outside_age_range(age_months: float, age_range) -> bool:
     """Whether an age (months, predicted or chronological) lies more than
     :data:`AGE_RANGE_MARGIN_MONTHS` outside a model's ``age_range`` ([low, high], months)."""
@@ -292,9 +312,11 @@ class ModelBundle:
         Returns
         -------
         dict
-            ``age``, ``sd``, ``lower``, ``upper`` (months, calibrated: ``age -+ interval_z *
-            sd``, except that a T1w-only interval reaching past :data:`T1W_ONLY_RESOLVES_MONTHS`
-            has its upper bound raised to the top of ``age_range_months``), ``members`` (raw
+            ``age``, ``sd``, ``lower``, ``upper`` (months, calibrated: ``age -+``
+            :func:`interval_half_width`, except that a T1w-only interval reaching past
+            :data:`T1W_ONLY_RESOLVES_MONTHS` has its upper bound raised to the top of
+            ``age_range_months``; ``sd`` holds neither that nor the between-template term),
+            ``members`` (raw
             member means), ``feature_distance``, ``volume_z``, ``flags`` (list of str),
             ``out_of_range`` (bool), ``saliency`` (ndarray (64, 64, 64) in [0, 1] or None),
             ``age_range_months`` ([low, high] of the model); for the Wada et al. (2019)
@@ -335,7 +357,7 @@ class ModelBundle:
         sd = float(np.sqrt(np.mean(variances) + means_a.var()) * abs(slope))
         # domain-shift term of bundles calibrated on perturbed validation (training.calibrate)
         sd = float(np.hypot(sd, shift_sd(age, cal.get("shift_sd_bands"))))
-        half = cal["interval_z"] * sd
+        half = interval_half_width(cal, sd)
         mu = np.asarray(cal["feature_mean"])
         icov = np.asarray(cal["feature_icov"])
         dist = float(np.sqrt((feats - mu) @ icov @ (feats - mu)))

@@ -499,6 +499,85 @@ def recalibrate_interval(bundle_dir: Path, cache: Path, shared: Path, *, n_val: 
     return report
 
 
+def template_term(loto: dict, config: str) -> dict:
+    """Between-template error of one configuration from leave-one-template-out.
+
+    Each interior BMEXInfant template (6, 9, 12 months) is held out of the synthesis atlas,
+    one small member is trained on the rest and predicts the held-out real template
+    (``benchmarks/validate_model.py --loto-json``). Its error mixes two sources: the member's
+    same-family error (its validation RMSE) and the error of facing a brain the training never
+    saw, the part same-family validation cannot show. The second is taken as
+
+        template_sd = sqrt(max(0, mean(error^2) - mean(val_rmse^2)))
+
+    Parameters
+    ----------
+    loto : dict
+        ``{"loto_n": int, "loto_epochs": int, "rows": [...]}``; each row has ``held_out``
+        ("6 mo"), the predicted age (months) under ``config`` and ``val_rmse`` ({config:
+        months}).
+    config : str
+        Input configuration.
+
+    Returns
+    -------
+    dict
+        ``template_sd_months`` and ``template_term`` (its provenance: held-out ages, errors and
+        validation RMSEs in months, cohort size, epochs).
+
+    Raises
+    ------
+    ValueError
+        When a row lacks ``config`` or its ``val_rmse``.
+    """
+    rows = loto["rows"]
+    missing = [r.get("held_out") for r in rows if config not in r or config not in r.get("val_rmse", {})]
+    if missing or not rows:
+        raise ValueError(f"leave-one-template-out results lack configuration {config} "
+                         f"(held out: {missing or 'no rows'}); rerun benchmarks/validate_model.py "
+                         f"with --configs {config}")
+    truth = np.asarray([float(r["held_out"].split()[0]) for r in rows])
+    errors = np.asarray([float(r[config]) for r in rows]) - truth
+    rmse = np.asarray([float(r["val_rmse"][config]) for r in rows])
+    sd = float(np.sqrt(max(0.0, np.mean(errors ** 2) - np.mean(rmse ** 2))))
+    return {"template_sd_months": sd,
+            "template_term": {"source": "leave-one-template-out (benchmarks/validate_model.py)",
+                              "held_out_months": truth.tolist(),
+                              "errors_months": [round(float(e), 3) for e in errors],
+                              "member_val_rmse_months": [round(float(e), 3) for e in rmse],
+                              "loto_n": int(loto["loto_n"]), "loto_epochs": int(loto["loto_epochs"])}}
+
+
+def add_template_term(bundle_dir: Path, loto_json: Path) -> dict:
+    """Add the between-template term (:func:`template_term`) to each configuration's interval
+    of a bundle, in place; the point estimates do not change, the bundle's ``bundle.json`` is
+    rewritten (its sha256 changes). See
+    :func:`~bids_infantage.models.bundle.interval_half_width`.
+
+    Returns
+    -------
+    dict
+        Per configuration: ``template_sd_months`` and its provenance.
+
+    Raises
+    ------
+    ValueError
+        When ``loto_json`` lacks a configuration of the bundle.
+    """
+    path = Path(bundle_dir) / "bundle.json"
+    meta = json.loads(path.read_text())
+    loto = json.loads(Path(loto_json).read_text())
+    report = {}
+    for config, spec in meta["configurations"].items():
+        term = template_term(loto, config)
+        spec["calibration"].update(term)
+        report[config] = term
+        LOGGER.info("%s: template SD %.2f months (errors %s)", config, term["template_sd_months"],
+                    term["template_term"]["errors_months"])
+    path.write_text(json.dumps(meta, indent=1))
+    return report
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -905,11 +984,18 @@ def main(argv=None) -> int:
     parser.add_argument("--recalibrate-interval", action="store_true",
                         help="do not train: add the domain-shift term to the intervals of the "
                              "bundle in --out (recalibrate_interval; --n-val samples)")
+    parser.add_argument("--add-template-term", type=Path, default=None, metavar="LOTO_JSON",
+                        help="do not train: add the between-template term measured by "
+                             "leave-one-template-out (benchmarks/validate_model.py --loto-json) to "
+                             "the intervals of the bundle in --out (add_template_term)")
     args = parser.parse_args(argv)
     name = "infantage-default" if args.architecture == "multitask" else "wada2019"
     if args.out is None:
         args.out = data_path("models") / name
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.add_template_term is not None:
+        print(json.dumps(add_template_term(args.out, args.add_template_term), indent=1))
+        return 0
     if args.recalibrate_interval:
         report = recalibrate_interval(args.out, args.cache_dir, args.shared,
                                       n_val=args.n_val or DEFAULTS["n_val"], nprocs=args.nprocs)
