@@ -112,7 +112,7 @@ def load(path: Path):
     """The pipeline's input step (``load_validated``: link followed, float32, RAS) as SimpleITK."""
     import SimpleITK as sitk
 
-    from bids_infantage.interfaces.images import load_validated
+    from bids_infantage.image.validation import load_validated
 
     with tempfile.TemporaryDirectory() as tmp:
         load_validated(path)[0].to_filename(f"{tmp}/img.nii")
@@ -213,7 +213,7 @@ def _csf_removed(mask, t2w, rim_mm: float, pct: float):
 def _regrid(img, mask, spacing):
     import SimpleITK as sitk
 
-    from bids_infantage.interfaces.registration import resample_like
+    from bids_infantage.image.resampling import resample_like
 
     sp = [float(s or o) for s, o in zip(spacing, img.GetSpacing())]
     size = [max(1, int(round(n * o / s))) for n, o, s in zip(img.GetSize(), img.GetSpacing(), sp)]
@@ -277,7 +277,7 @@ def probed(t1, t2, probe: str | None):
     """(T1w, T2w, mask op) of a probe applied to skull-stripped images on one grid."""
     import SimpleITK as sitk
 
-    from bids_infantage.interfaces.brainmask import mask_from_skull_stripped
+    from bids_infantage.image.masks import mask_from_skull_stripped
 
     if probe is None:
         return t1, t2, None
@@ -309,7 +309,7 @@ def probed(t1, t2, probe: str | None):
 def inputs_dir(out: Path, bundle) -> Path:
     """Folder of the preprocessed probe inputs under ``--out``: one per reference mask, since
     the stacks depend on the preprocessing and the reference, not on the networks."""
-    from bids_infantage.models.training import sha256
+    from bids_infantage.utils.checksums import sha256
 
     return out / "inputs" / sha256(bundle.reference_mask_path)[:12]
 

@@ -38,7 +38,7 @@ def region_map(shared: Path, reference):
     import nibabel as nb
     import SimpleITK as sitk
 
-    from bids_infantage.interfaces.registration import register_mask_to_reference
+    from bids_infantage.image.registration import register_mask_to_reference
     from bids_infantage.maturity.atlas import define_regions, regions_to_reference
 
     img = nb.load(shared / ASEG)

@@ -20,8 +20,8 @@ import pytest
 from conftest import make_bids, make_brain
 
 from bids_infantage.cli.parser import parse_args
+from bids_infantage.image.validation import load_validated
 from bids_infantage.interfaces.brainmask import BrainMask
-from bids_infantage.interfaces.images import load_validated
 from bids_infantage.utils.bids import chronological_age, collect_sessions, select_run
 from bids_infantage.utils.errors import InputError
 

@@ -139,8 +139,9 @@ def test_rigid_registration_recovers_known_misalignment():
     """T1w->T2w rigid registration recovers 3 degrees + 4 mm within 0.5 degree and 0.5 mm."""
     import SimpleITK as sitk
 
-    from bids_infantage.interfaces.brainmask import mask_from_skull_stripped
-    from bids_infantage.interfaces.registration import register_rigid_t1w_to_t2w, resample_like
+    from bids_infantage.image.masks import mask_from_skull_stripped
+    from bids_infantage.image.registration import register_rigid_t1w_to_t2w
+    from bids_infantage.image.resampling import resample_like
     from bids_infantage.models.synthesis import template_path
 
     tf = SHARED / "templateflow"
@@ -169,8 +170,8 @@ def test_n4_default_shrink_matches_fine_fit():
     at the 99th percentile there, which moved predicted ages by up to 0.2 months."""
     import SimpleITK as sitk
 
-    from bids_infantage.interfaces.brainmask import mask_from_skull_stripped
-    from bids_infantage.interfaces.n4 import n4_correct
+    from bids_infantage.image.masks import mask_from_skull_stripped
+    from bids_infantage.image.n4 import n4_correct
     from bids_infantage.models.synthesis import template_path
 
     t1 = sitk.ReadImage(str(template_path(SHARED / "templateflow", 5, "T1w")), sitk.sitkFloat32)

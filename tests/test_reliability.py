@@ -181,8 +181,9 @@ def test_t1w_and_t2w_that_do_not_overlap_are_brought_together(tmp_path, make_bra
     > 0.9, the QC threshold is 0.85)."""
     import SimpleITK as sitk
 
-    from bids_infantage.interfaces.brainmask import mask_from_skull_stripped
-    from bids_infantage.interfaces.registration import register_rigid_t1w_to_t2w, resample_like
+    from bids_infantage.image.masks import mask_from_skull_stripped
+    from bids_infantage.image.registration import register_rigid_t1w_to_t2w
+    from bids_infantage.image.resampling import resample_like
 
     t2w = make_brain(tmp_path / "t2w.nii.gz")
     t1w = make_brain(tmp_path / "t1w.nii.gz")
@@ -277,7 +278,7 @@ def test_edge_correlation_tells_one_brain_from_two():
     """#19 item 10: a T1w and a T2w of different infants passed (mask Dice 0.90). The edge
     correlation is high for one brain's two contrasts and low for two brains, and only the
     latter gets the QC message."""
-    from bids_infantage.interfaces.registration import SAME_BRAIN_MIN, edge_correlation, same_brain_messages
+    from bids_infantage.image.registration import SAME_BRAIN_MIN, edge_correlation, same_brain_messages
 
     t1w_a, t2w_a, mask_a = _tissue_brain(1)
     _, t2w_b, _ = _tissue_brain(2)

@@ -330,7 +330,7 @@ def run_participant(config, locks: OutputLocks) -> int:
     LOGGER.info("%d subject/session(s): %s", len(units),
                 ", ".join(_unit_label(u) for u in units))
     lock_outputs(locks, sorted({f"sub-{u['subject']}" for u in units}))
-    from ..interfaces.images import check_header
+    from ..image.validation import check_header
 
     for unit in units:  # a degenerate header stops the run before anything is written (exit 2)
         for key in ("t1w", "t2w"):

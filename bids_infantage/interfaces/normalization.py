@@ -40,9 +40,9 @@ class NormalizeToReference(SimpleInterface):
     def _run_interface(self, runtime):
         import SimpleITK as sitk
 
+        from ..image.registration import register_mask_to_reference
         from ..models.bundle import load_bundle
         from ..models.preprocess import to_reference_space
-        from .registration import register_mask_to_reference
 
         bundle = load_bundle(self.inputs.model)
         ref = bundle.reference_mask()

@@ -6,7 +6,7 @@ anterior, central to peripheral; Barkovich et al., Radiology 1988; Dubois et al.
 Baby Connectome Project infant, ACPC, 1 mm), which has no corpus callosum, internal capsule
 or lobar labels; those come from the documented geometric rules of :func:`define_regions`.
 The label map is then normalized to the reference brain mask with the pipeline's own affine
-(:func:`~bids_infantage.interfaces.registration.register_mask_to_reference`) and resampled to
+(:func:`~bids_infantage.image.registration.register_mask_to_reference`) and resampled to
 the 64^3, 3 mm reference grid by a majority vote of linearly resampled one-hot maps.
 
 ``scripts/make_regional_atlas.py`` runs it and writes ``bids_infantage/data/regions/``.
@@ -172,7 +172,7 @@ def regions_to_reference(regions, reference_mask, transform):
     """
     import SimpleITK as sitk
 
-    from ..interfaces.registration import resample_like
+    from ..image.resampling import resample_like
 
     arr = sitk.GetArrayFromImage(regions)
     indices = sorted(REGIONS)

@@ -9,7 +9,7 @@ the *contrast* comes from the templates:
 
 1. **Label maps** (:func:`build_label_fields`): each aseg's brain (labels > 0) is normalized to
    the model's reference brain mask with the pipeline's own affine
-   (:func:`~bids_infantage.interfaces.registration.register_mask_to_reference`) and its labels
+   (:func:`~bids_infantage.image.registration.register_mask_to_reference`) and its labels
    resampled (nearest neighbour) to a 1.5 mm grid (128^3) in reference space.
 2. **Contrast fields**: the templates, normalized to the same reference
    (:func:`~bids_infantage.models.synthesis.normalize_templates`), are split into white matter,
@@ -277,7 +277,8 @@ def build_label_fields(tf_home, aseg_dir, reference_mask, cohorts=(1, 2, 3, 4, 5
     """
     import SimpleITK as sitk
 
-    from ..interfaces.registration import register_mask_to_reference, resample_like
+    from ..image.registration import register_mask_to_reference
+    from ..image.resampling import resample_like
     from .synthesis import TEMPLATE_AGES, aseg_age_months, normalize_templates
 
     files = sorted(Path(aseg_dir).glob("*mo_aseg_acpc.nii.gz"), key=aseg_age_months)
@@ -444,7 +445,7 @@ class LabelInfantGenerator:
     def _to_reference(self, arr: np.ndarray, xfm) -> np.ndarray:
         import SimpleITK as sitk
 
-        from ..interfaces.registration import resample_like
+        from ..image.resampling import resample_like
 
         img = sitk.GetImageFromArray(arr.astype(np.float32))
         img.CopyInformation(self._lgrid)

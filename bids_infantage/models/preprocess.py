@@ -10,15 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..interfaces.brainmask import brain_volume_ml, mask_from_skull_stripped
-from ..interfaces.n4 import n4_correct
-from ..interfaces.registration import (
-    crop_to_mask,
-    mask_region,
-    register_mask_to_reference,
-    register_rigid_t1w_to_t2w,
-    resample_like,
-)
+from ..image.masks import brain_volume_ml, mask_from_skull_stripped
+from ..image.n4 import n4_correct
+from ..image.registration import register_mask_to_reference, register_rigid_t1w_to_t2w
+from ..image.resampling import crop_to_mask, mask_region, resample_like
 from .transforms import ModelInputd
 
 #: Margin (mm) around the brain mask's bounding box kept when resampling to the reference grid.
@@ -32,12 +27,12 @@ def preprocessing_settings() -> dict:
     Returns
     -------
     dict
-        ``n4`` (defaults of :func:`~bids_infantage.interfaces.n4.n4_correct`: shrink in mm,
+        ``n4`` (defaults of :func:`~bids_infantage.image.n4.n4_correct`: shrink in mm,
         iterations per level), ``rigid`` and ``normalization`` (the parameter files
         ``data/t1w-t2w-rigid.json`` and ``data/normalization-affine.json``, without their
         descriptions).
     """
-    from ..interfaces import n4
+    from ..image import n4
     from ..utils.data import load_json
 
     drop = {"description"}
@@ -108,7 +103,7 @@ def preprocess_session(t1w=None, t2w=None, *, reference_mask, extra=None,
     settings : dict, optional
         Overrides of the pipeline's defaults, for accuracy checks
         (``benchmarks/bench_participant.py``): ``"n4"`` (keyword arguments of
-        :func:`~bids_infantage.interfaces.n4.n4_correct`), ``"rigid"`` and ``"normalization"``
+        :func:`~bids_infantage.image.n4.n4_correct`), ``"rigid"`` and ``"normalization"``
         (parameter dicts replacing ``data/t1w-t2w-rigid.json`` and
         ``data/normalization-affine.json``).
 

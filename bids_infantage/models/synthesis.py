@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..interfaces.registration import register_mask_to_reference, resample_like
+from ..image.registration import register_mask_to_reference
+from ..image.resampling import resample_like
 
 LOGGER = logging.getLogger("bids_infantage.synthesis")
 
@@ -80,7 +81,7 @@ def build_reference_mask(tf_home: str | Path):
     """
     import SimpleITK as sitk
 
-    from ..interfaces.brainmask import mask_from_skull_stripped
+    from ..image.masks import mask_from_skull_stripped
 
     t2w = sitk.ReadImage(str(template_path(tf_home, REFERENCE_COHORT, "T2w")), sitk.sitkFloat32)
     mask = mask_from_skull_stripped(t2w)
@@ -113,7 +114,7 @@ def _wm_probability(t2w: np.ndarray, mask: np.ndarray, seed: int = 0) -> np.ndar
 #: (:func:`align_t1w_to_t2w`; the 24-month BMEXInfant pair)
 ATLAS_VERSION = 2
 
-#: Edge correlation (:func:`~bids_infantage.interfaces.registration.edge_correlation`) of a
+#: Edge correlation (:func:`~bids_infantage.image.registration.edge_correlation`) of a
 #: template's T1w and T2w on the synthesis grid below which the T1w is taken to be out of
 #: register with its T2w. BMEXInfant 0-12 months: 0.61-0.81; 24 months: 0.08 (the T1w is
 #: offset and scaled by up to 8% against the T2w and its mask).
@@ -122,11 +123,11 @@ T1W_IN_REGISTER_MIN = 0.4
 
 def grid_edge_correlation(t1w: np.ndarray, t2w: np.ndarray, mask: np.ndarray,
                           spacing_mm: float = SYNTH_SPACING_MM) -> float:
-    """:func:`~bids_infantage.interfaces.registration.edge_correlation` of two arrays
+    """:func:`~bids_infantage.image.registration.edge_correlation` of two arrays
     (Z, Y, X) on a grid of ``spacing_mm`` voxels, inside ``mask > 0.5``."""
     import SimpleITK as sitk
 
-    from ..interfaces.registration import edge_correlation
+    from ..image.registration import edge_correlation
 
     images = []
     for a in (t1w, t2w, (mask > 0.5).astype(np.uint8)):
@@ -280,7 +281,7 @@ def normalize_templates(tf_home, reference_mask, cohorts=(1, 2, 3, 4, 5)):
     """
     import SimpleITK as sitk
 
-    from ..interfaces.brainmask import mask_from_skull_stripped
+    from ..image.masks import mask_from_skull_stripped
 
     grid = _grid(_center_of_mass(reference_mask), SYNTH_SHAPE, SYNTH_SPACING_MM,
                  reference_mask.GetDirection())
@@ -326,7 +327,7 @@ def build_atlas(tf_home, reference_mask, cohorts=(1, 2, 3, 4, 5)) -> Atlas:
     """
     import SimpleITK as sitk
 
-    from ..interfaces.brainmask import brain_volume_ml
+    from ..image.masks import brain_volume_ml
 
     images, grid = normalize_templates(tf_home, reference_mask, cohorts)
     warped, disps = [], []

@@ -104,7 +104,8 @@ def build_levels(shared: Path, reference_mask_path: Path,
     each normalized to the reference mask by the pipeline's affine mask registration."""
     import SimpleITK as sitk
 
-    from ...interfaces.registration import register_mask_to_reference, resample_like
+    from ...image.registration import register_mask_to_reference
+    from ...image.resampling import resample_like
 
     ref = sitk.ReadImage(str(reference_mask_path), sitk.sitkUInt8)
     per_subject = {}
