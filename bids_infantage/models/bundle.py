@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..utils.checksums import sha256
 from ..utils.errors import ModelBundleError
 from ..utils.numbers import format_against, format_pair
 from .transforms import CONFIGURATIONS, model_input, tta_batch, volume_feature
@@ -95,12 +96,6 @@ def resolve_bundle(name_or_path: str | Path | None) -> Path:
     )
 
 
-def _sha256(path: Path) -> str:
-    from .training import sha256
-
-    return sha256(path)
-
-
 class ModelBundle:
     """A loaded model bundle.
 
@@ -126,7 +121,7 @@ class ModelBundle:
             self.meta = json.loads(meta_path.read_text())
         except (OSError, ValueError) as exc:
             raise ModelBundleError(f"{meta_path}: cannot be read ({exc}); reinstall the model.") from None
-        self.sha256 = _sha256(meta_path)
+        self.sha256 = sha256(meta_path)
         self.is_default = self.sha256 == DEFAULT_BUNDLE_SHA256
         if verify:
             self._verify(meta_path)
@@ -166,7 +161,7 @@ class ModelBundle:
             path = self.folder / name
             if not path.is_file():
                 raise ModelBundleError(f"{path}: missing from the model bundle; reinstall it.")
-            if _sha256(path) != digest:
+            if sha256(path) != digest:
                 raise ModelBundleError(
                     f"{path}: sha256 does not match bundle.json (corrupted or replaced); "
                     "reinstall the package or retrain with bids-infantage-train."

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..utils.checksums import sha256
 from .transforms import CONFIGURATIONS, volume_feature
 
 LOGGER = logging.getLogger("bids_infantage.training")
@@ -576,14 +577,6 @@ def add_template_term(bundle_dir: Path, loto_json: Path) -> dict:
                     term["template_term"]["errors_months"])
     path.write_text(json.dumps(meta, indent=1))
     return report
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_config_weights(nets, path: Path) -> None:
