@@ -18,7 +18,7 @@ needs_shared = pytest.mark.skipif(
 def test_closing_labels_the_fissure_and_unlabelled_ventricle_as_csf():
     """close_label_map fills a slit between two 'hemispheres' and an enclosed hole with CSF
     (24) and leaves every labelled voxel and the outside alone."""
-    from bids_infantage.models.label_synthesis import close_label_map
+    from bids_infantage.models.label_synthesis.fields import close_label_map
 
     lab = np.zeros((40, 40, 40), np.uint8)
     lab[8:32, 8:32, 8:19] = 2
@@ -37,7 +37,7 @@ def test_atlas_guided_mixture_finds_white_matter_whichever_way_its_contrast_goes
     that is only roughly right, which a one-channel brightness rule cannot."""
     from scipy.ndimage import gaussian_filter
 
-    from bids_infantage.models.label_synthesis import template_tissue_posteriors
+    from bids_infantage.models.label_synthesis.fields import template_tissue_posteriors
 
     rng = np.random.default_rng(0)
     shape = (32, 32, 32)
@@ -63,8 +63,8 @@ def small_fields(tmp_path_factory):
     """Label fields of the 0- and 24-month templates and the three youngest asegs (~1 min)."""
     import SimpleITK as sitk
 
-    from bids_infantage.models.label_synthesis import LabelFields, build_label_fields
-    from bids_infantage.models.synthesis import build_reference_mask
+    from bids_infantage.models.label_synthesis.fields import LabelFields, build_label_fields
+    from bids_infantage.models.synthesis.templates import build_reference_mask
 
     out = tmp_path_factory.mktemp("label-fields")
     ref = build_reference_mask(SHARED / "templateflow")
@@ -80,7 +80,8 @@ def test_label_fields_carry_the_myelination_contrast_of_the_templates(small_fiel
     """White matter over cortex in the contrast fields, read on a real infant's labels: at 0
     months T2w-brighter and T1w-darker than at 24 months (T1w brightening to ~8 months, T2w
     darkening to ~24; Barkovich 1988)."""
-    from bids_infantage.models.label_synthesis import FIELD_GROUPS, LABEL_SHAPE, WM_LABELS, LabelInfantGenerator
+    from bids_infantage.models.label_synthesis.fields import FIELD_GROUPS, LABEL_SHAPE
+    from bids_infantage.models.label_synthesis.generator import WM_LABELS, LabelInfantGenerator
 
     fields, ref, _ = small_fields
     assert fields.labels.shape == (3,) + LABEL_SHAPE and list(fields.label_ages) == [0, 1, 2]
@@ -104,7 +105,7 @@ def test_a_sample_is_a_model_input_with_its_white_matter_and_is_reproducible(sma
     """sample(): (3, 64^3) model input (T1w, T2w, ratio), white matter inside the brain mask,
     CSF brighter than the cortex on T2w, the same infant for the same seed, another for
     another seed."""
-    from bids_infantage.models.label_synthesis import LabelInfantGenerator
+    from bids_infantage.models.label_synthesis.generator import LabelInfantGenerator
 
     fields, ref, _ = small_fields
     a = LabelInfantGenerator(fields, ref, seed=3).sample(4.0, anatomy=0)
@@ -122,7 +123,8 @@ def test_a_sample_is_a_model_input_with_its_white_matter_and_is_reproducible(sma
 @needs_shared
 def test_label_cohort_is_loadable_resumable_and_records_its_generator(small_fields, tmp_path):
     from bids_infantage.models.dataset import cohort_generator, load_cohort
-    from bids_infantage.models.label_synthesis import LABEL_SYNTHESIS_VERSION, generate_label_cohort
+    from bids_infantage.models.label_synthesis.cohort import generate_label_cohort
+    from bids_infantage.models.label_synthesis.fields import LABEL_SYNTHESIS_VERSION
 
     _, _, out = small_fields
     kw = dict(fields_path=out / "fields.npz", reference_path=out / "ref.nii.gz",
@@ -142,7 +144,8 @@ def test_label_cohort_is_loadable_resumable_and_records_its_generator(small_fiel
 def test_label_recipe_has_its_own_cohorts_and_provenance(tmp_path):
     """The label recipe never reads or overwrites the template-blend cohorts, and a bundle
     trained with it says what it was made from."""
-    from bids_infantage.models.training import DEFAULTS, LABEL_RECIPE, _data_provenance, cohort_dirs
+    from bids_infantage.models.training import DEFAULTS, LABEL_RECIPE, cohort_dirs
+    from bids_infantage.models.training.cohorts import _data_provenance
 
     settings = dict(DEFAULTS, **LABEL_RECIPE)
     assert cohort_dirs(tmp_path, settings) == (tmp_path / "labels-train", tmp_path / "labels-val")

@@ -142,7 +142,7 @@ def test_rigid_registration_recovers_known_misalignment():
     from bids_infantage.image.masks import mask_from_skull_stripped
     from bids_infantage.image.registration import register_rigid_t1w_to_t2w
     from bids_infantage.image.resampling import resample_like
-    from bids_infantage.models.synthesis import template_path
+    from bids_infantage.models.synthesis.templates import template_path
 
     tf = SHARED / "templateflow"
     t2 = sitk.ReadImage(str(template_path(tf, 3, "T2w")), sitk.sitkFloat32)
@@ -172,7 +172,7 @@ def test_n4_default_shrink_matches_fine_fit():
 
     from bids_infantage.image.masks import mask_from_skull_stripped
     from bids_infantage.image.n4 import n4_correct
-    from bids_infantage.models.synthesis import template_path
+    from bids_infantage.models.synthesis.templates import template_path
 
     t1 = sitk.ReadImage(str(template_path(SHARED / "templateflow", 5, "T1w")), sitk.sitkFloat32)
     center = t1.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in t1.GetSize()])
@@ -564,7 +564,7 @@ def test_ventricle_atlas_from_the_real_asegs():
     import SimpleITK as sitk
 
     from bids_infantage.models.bundle import load_bundle
-    from bids_infantage.models.synthesis import aseg_age_months, build_ventricle_atlas
+    from bids_infantage.models.synthesis.asegs import aseg_age_months, build_ventricle_atlas
 
     assert aseg_age_months("34-38mo_aseg_acpc.nii.gz") == 36.0
     ref = load_bundle().reference_mask()
@@ -583,7 +583,7 @@ def test_template_t1w_out_of_register_is_aligned_to_its_t2w():
     (T1W_IN_REGISTER_MIN) and warps the T1w onto the T2w (align_t1w_to_t2w)."""
     from scipy import ndimage
 
-    from bids_infantage.models.synthesis import T1W_IN_REGISTER_MIN, align_t1w_to_t2w, grid_edge_correlation
+    from bids_infantage.models.synthesis.templates import T1W_IN_REGISTER_MIN, align_t1w_to_t2w, grid_edge_correlation
 
     rng = np.random.default_rng(0)
     shape = (56, 56, 56)
@@ -633,7 +633,7 @@ def test_wada2019_member_trains_one_network_per_age_range(monkeypatch):
             seen.append((float(data["age"].min()), float(data["age"].max()), len(data["age"])))
         return real(data, config, seed, **kw)
 
-    monkeypatch.setattr(training, "train_member", spy)
+    monkeypatch.setattr(training.members, "train_member", spy)  # its recursion for the two age ranges
     data = _tiny_cohort()
     net = training.train_member(data, "t2w", 3, epochs=1, batch_size=8, lr=1e-3,
                                 channels=[4, 8, 8, 8], loss_weights=training.DEFAULTS["loss_weights"],

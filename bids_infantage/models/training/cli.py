@@ -1,0 +1,87 @@
+"""``bids-infantage-train``: the command line of the training.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+
+from ..transforms import CONFIGURATIONS
+from .bundle_writer import train_bundle
+from .calibration import add_template_term, recalibrate_interval
+from .recipes import DEFAULTS, LABEL_RECIPE, TRANSFER_RECIPE
+
+LOGGER = logging.getLogger("bids_infantage.training")
+
+
+def main(argv=None) -> int:
+    """Console script ``bids-infantage-train``."""
+    from ...utils.data import data_path
+
+    parser = argparse.ArgumentParser(
+        prog="bids-infantage-train",
+        description="Reproduce the default model bundle from the shared templates and masks.",
+    )
+    parser.add_argument("--shared", type=Path, default=Path("../shared"),
+                        help="folder with templateflow/ and bcp-brainmasks/ (default ../shared)")
+    parser.add_argument("--cache-dir", type=Path, default=Path("training-cache"))
+    parser.add_argument("--out", type=Path, default=None,
+                        help="bundle folder (default: the package's data/models/infantage-default, "
+                             "or data/models/wada2019 with --architecture wada2019)")
+    parser.add_argument("--architecture", choices=["multitask", "wada2019"], default="multitask",
+                        help="multitask: the default 3D multi-task CNN (after Park et al. 2026); "
+                             "wada2019: five axial levels, a 2D CNN per level and contrast, "
+                             "0-16 / 8-24 month ensemble (Wada et al. 2019), selectable with "
+                             "--model wada2019")
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGURATIONS),
+                        choices=list(CONFIGURATIONS))
+    parser.add_argument("--nprocs", type=int, default=os.cpu_count() or 1)
+    for key in ("n_train", "n_val", "epochs", "members"):
+        parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=None,
+                            help=f"default {DEFAULTS[key]}")
+    parser.add_argument("--recipe", choices=["basic", "transfer", "labels"], default="basic",
+                        help="model input and augmentation: basic (99th-percentile intensities, "
+                             "brain-volume input), transfer (rank intensities, no volume input, "
+                             "contrast augmentation; issue #14) or labels (label-driven "
+                             "synthesis from the infant-asegs anatomy, no volume input, "
+                             "contrast augmentation)")
+    parser.add_argument("--recalibrate-interval", action="store_true",
+                        help="do not train: add the domain-shift term to the intervals of the "
+                             "bundle in --out (recalibrate_interval; --n-val samples)")
+    parser.add_argument("--add-template-term", type=Path, default=None, metavar="LOTO_JSON",
+                        help="do not train: add the between-template term measured by "
+                             "leave-one-template-out (benchmarks/validate_model.py --loto-json) to "
+                             "the intervals of the bundle in --out (add_template_term)")
+    args = parser.parse_args(argv)
+    name = "infantage-default" if args.architecture == "multitask" else "wada2019"
+    if args.out is None:
+        args.out = data_path("models") / name
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.add_template_term is not None:
+        print(json.dumps(add_template_term(args.out, args.add_template_term), indent=1))
+        return 0
+    if args.recalibrate_interval:
+        report = recalibrate_interval(args.out, args.cache_dir, args.shared,
+                                      n_val=args.n_val or DEFAULTS["n_val"], nprocs=args.nprocs)
+        print(json.dumps(report, indent=1))
+        return 0
+    settings = dict(DEFAULTS)
+    if args.recipe == "transfer":
+        settings.update(TRANSFER_RECIPE)
+    elif args.recipe == "labels":
+        settings.update(LABEL_RECIPE)
+    if args.architecture != "multitask":
+        settings["architecture"] = args.architecture
+    settings.update({k: getattr(args, k) for k in ("n_train", "n_val", "epochs", "members")
+                     if getattr(args, k) is not None})
+    bundle = train_bundle(args.out, args.cache_dir, args.shared, configs=args.configs,
+                          settings=settings, nprocs=args.nprocs, name=name)
+    print(json.dumps({c: v["calibration"]["val_mae_months"]
+                      for c, v in bundle["configurations"].items()}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

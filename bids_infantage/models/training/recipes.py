@@ -1,0 +1,64 @@
+"""Training settings: the defaults of ``bids-infantage-train`` and the transfer and label recipes
+(issue #14), and the model-input normalization they imply.
+"""
+from __future__ import annotations
+
+import logging
+
+LOGGER = logging.getLogger("bids_infantage.training")
+
+DEFAULTS = {
+    "n_train": 512,
+    "n_val": 96,
+    "seed_train": 1,
+    "seed_val": 2,
+    "epochs": 24,
+    "batch_size": 8,
+    "lr": 2e-3,
+    "members": 4,
+    "tta_shift_voxels": 1,
+    "channels": [12, 24, 48, 64],
+    "loss_weights": {"l1": 1.0, "nll": 0.2, "seg": 0.3, "recon": 0.3},
+    # ages are drawn for 512 / 96 strata and a cohort is their prefix, so a smaller
+    # --n-train / --n-val reuses the samples of the full one (generate_cohort)
+    "age_strata": {"train": 512, "val": 96},
+}
+
+
+#: Model input and augmentation of the transfer recipe (issue #14): rank standardization, no
+#: brain-size input, contrast augmentation
+TRANSFER_RECIPE = {
+    "input": {"intensity": "rank", "rank_erode_voxels": 1, "volume_feature": "none",
+              "augment": "contrast"},
+}
+
+#: Label-driven synthesis (issue #14; :mod:`bids_infantage.models.label_synthesis`): anatomy
+#: of the 12 real infants, contrast of the templates, 99th-percentile intensities, no brain-size
+#: input, contrast augmentation
+LABEL_RECIPE = {
+    "synthesis": "labels",
+    "input": {"volume_feature": "none", "augment": "contrast"},
+}
+
+
+def input_normalization(settings: dict) -> dict:
+    """The ``normalization`` record of a bundle trained with ``settings``.
+
+    ``settings["input"]`` (optional): ``intensity`` ``"p99"`` (default) or ``"rank"``
+    (:class:`~bids_infantage.models.transforms.RankStandardize` on top of the 99th-percentile
+    stack), ``rank_erode_voxels``, ``volume_feature`` ``"log"`` (default) or ``"none"`` (the
+    network's size input held at 0), ``augment`` ``"basic"`` or ``"contrast"``
+    (see :func:`_augment`), ``csf`` (bool: :func:`paint_csf` with the ventricles of the real
+    ``infant-asegs``).
+    """
+    spec = settings.get("input") or {}
+    norm = {"intensity": "p99 in brain mask, clip [0, 1.5]",
+            "ratio": "T1w / max(T2w, 0.05), clip [0, 4]",
+            "volume_feature": "log(volume_ml / 900)"}
+    if spec.get("intensity") == "rank":
+        norm["intensity"] = ("rank: quantile among the voxels of the brain mask eroded by "
+                             f"{int(spec.get('rank_erode_voxels', 1))} voxel(s), after p99")
+        norm["rank_erode_voxels"] = int(spec.get("rank_erode_voxels", 1))
+    if spec.get("volume_feature") == "none":
+        norm["volume_feature"] = "none"
+    return norm
