@@ -93,6 +93,29 @@ def looks_skull_stripped(data: np.ndarray, zooms_mm, background: float | None = 
     return bool(150.0 <= volume_ml <= 2500.0)
 
 
+def largest_component(binary):
+    """Largest connected component of a binary SimpleITK image, and the size of the
+    second-largest piece over the largest's (0 with one piece).
+
+    Returns
+    -------
+    mask : SimpleITK.Image
+        uint8.
+    second : float
+        Voxels of the second piece / voxels of the largest.
+
+    An image without foreground gives an empty mask.
+    """
+    import SimpleITK as sitk
+
+    cc = sitk.RelabelComponent(sitk.ConnectedComponent(binary), sortByObjectSize=True)
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(cc)
+    sizes = sorted((stats.GetNumberOfPixels(lab) for lab in stats.GetLabels()), reverse=True)
+    second = sizes[1] / sizes[0] if len(sizes) > 1 else 0.0
+    return sitk.Cast(cc == 1, sitk.sitkUInt8), float(second)
+
+
 def mask_from_skull_stripped(image, background: float = 0.0):
     """Brain mask of a skull-stripped image: voxels off the background, largest component,
     holes filled.
@@ -124,8 +147,6 @@ def mask_and_qc_from_skull_stripped(image, background: float = 0.0):
         ``hole_fraction`` (filled holes over the mask's volume).
     """
     import SimpleITK as sitk
-
-    from ..models.brain_extraction import largest_component
 
     arr = sitk.GetArrayViewFromImage(image)
     brain = sitk.GetImageFromArray((~background_voxels(arr, background)).astype(np.uint8))

@@ -19,6 +19,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..image.masks import largest_component
+
 #: LIA axis directions as columns, in ITK's LPS world coordinates (L = +x, I = -z, A = -y).
 _LIA = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, -1.0, 0.0]]).T
 MARGIN_MM = 16.0
@@ -86,29 +88,6 @@ def _brain_probability(net, image, grid, lo_hi=None):
     out = sitk.GetImageFromArray(prob.numpy().transpose(2, 1, 0))
     out.CopyInformation(res)
     return out, lo_hi
-
-
-def largest_component(binary):
-    """Largest connected component of a binary SimpleITK image, and the size of the
-    second-largest piece over the largest's (0 with one piece).
-
-    Returns
-    -------
-    mask : SimpleITK.Image
-        uint8.
-    second : float
-        Voxels of the second piece / voxels of the largest.
-
-    An image without foreground gives an empty mask.
-    """
-    import SimpleITK as sitk
-
-    cc = sitk.RelabelComponent(sitk.ConnectedComponent(binary), sortByObjectSize=True)
-    stats = sitk.LabelShapeStatisticsImageFilter()
-    stats.Execute(cc)
-    sizes = sorted((stats.GetNumberOfPixels(lab) for lab in stats.GetLabels()), reverse=True)
-    second = sizes[1] / sizes[0] if len(sizes) > 1 else 0.0
-    return sitk.Cast(cc == 1, sitk.sitkUInt8), float(second)
 
 
 def extract_brain(image, *, n_threads: int = 1, voxel_budget: int = VOXEL_BUDGET):
