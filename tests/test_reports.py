@@ -15,7 +15,7 @@ import nibabel as nb
 import numpy as np
 import pytest
 
-from bids_infantage.reports import core, reportlets
+from bids_infantage.reports import agechart, core, reportlets
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "screenshot_report.py"
@@ -140,8 +140,8 @@ def test_plot_saliency(images, tmp_path):
 
 @pytest.mark.parametrize("chrono", [9.0, None])
 def test_plot_age_chart(tmp_path, chrono):
-    out = reportlets.plot_age_chart(10.2, 1.1, 8.1, 12.3, chrono, tmp_path / "a.svg",
-                                    volume_ml=700.0, volume_norms=NORMS)
+    out = agechart.plot_age_chart(10.2, 1.1, 8.1, 12.3, chrono, tmp_path / "a.svg",
+                                  volume_ml=700.0, volume_norms=NORMS)
     check_svg(out)
     text = Path(out).read_text()
     assert "brain volume (ml)" in text
@@ -149,7 +149,7 @@ def test_plot_age_chart(tmp_path, chrono):
 
 
 def test_plot_age_chart_extends_axes(tmp_path):
-    out = reportlets.plot_age_chart(30.0, None, None, None, None, tmp_path / "a.svg")
+    out = agechart.plot_age_chart(30.0, None, None, None, None, tmp_path / "a.svg")
     text = Path(out).read_text()
     assert "chronological age unknown" in text and "brain volume" not in text
     assert ">30<" in text  # tick beyond 24 months
@@ -215,8 +215,8 @@ def make_derivatives(root: Path, images, *, session=None, row=None, skip=(), cra
         "saliency": lambda p: reportlets.plot_saliency(images["anat"], images["saliency"], p),
         # the report only embeds the file: any reportlet stands in for the regional panel here
         "regional": lambda p: reportlets.plot_saliency(images["anat"], images["saliency"], p),
-        "agechart": lambda p: reportlets.plot_age_chart(10.24, 1.1, 8.1, 12.3, 9.0, p,
-                                                        volume_ml=700.0, volume_norms=NORMS),
+        "agechart": lambda p: agechart.plot_age_chart(10.24, 1.1, 8.1, 12.3, 9.0, p,
+                                                      volume_ml=700.0, volume_norms=NORMS),
     }
     for desc, make in makers.items():
         if desc not in skip:

@@ -181,8 +181,8 @@ class AgeChartReportlet(SimpleInterface):
     output_spec = _ReportOutputSpec
 
     def _run_interface(self, runtime):
+        from ..reports.agechart import plot_age_chart
         from ..reports.core import as_float, read_brainage_tsv
-        from ..reports.reportlets import plot_age_chart
 
         row = read_brainage_tsv(self.inputs.brainage_tsv)
         norms = None

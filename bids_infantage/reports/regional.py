@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .reportlets import _RC, _load, _pyplot, _save
+from .plotting import SVG_RC, load_ras, pyplot, save_svg
 
 LAG_LIMIT_MONTHS = 6.0
 ORDER_LABELS = {
@@ -50,10 +50,10 @@ def plot_regional_maturity(anat_ref_file, map_file, regions_file, table_tsv, out
     str
         Absolute path of the SVG.
     """
-    plt = _pyplot()
-    anat, _ = _load(anat_ref_file)
-    lag, _ = _load(map_file)
-    regions, _ = _load(regions_file)
+    plt = pyplot()
+    anat, _ = load_ras(anat_ref_file)
+    lag, _ = load_ras(map_file)
+    regions, _ = load_ras(regions_file)
     from ..maturity.atlas import REFERENCE_REGION
 
     inside = (regions > 0) & (np.rint(regions) != REFERENCE_REGION)
@@ -67,7 +67,7 @@ def plot_regional_maturity(anat_ref_file, map_file, regions_file, table_tsv, out
     z_cuts = [int(np.percentile(zs, q)) for q in (45, 75)] if zs.size else [anat.shape[2] // 2] * 2
     x_cut = int(np.percentile(xs, 40)) if xs.size else anat.shape[0] // 2
     vmax = LAG_LIMIT_MONTHS
-    with plt.rc_context(_RC):
+    with plt.rc_context(SVG_RC):
         fig = plt.figure(figsize=(11.0, 4.2), facecolor="black")
         # column 3 is empty: room for the bar chart's region names
         grid = fig.add_gridspec(1, 5, width_ratios=[1, 1, 1, 0.45, 1.5], wspace=0.1)
@@ -118,4 +118,4 @@ def plot_regional_maturity(anat_ref_file, map_file, regions_file, table_tsv, out
             bar.set_label("lag (months)", color="white")
             bar.ax.tick_params(colors="white")
         fig.subplots_adjust(left=0.01, right=0.98, top=0.85, bottom=0.3)
-        return _save(fig, out_file)
+        return save_svg(fig, out_file)
