@@ -144,7 +144,7 @@ def make_bids(root: Path, subjects: dict, suffixes=("T1w", "T2w")) -> Path:
 # --------------------------------------------------------------------------- CLI
 def run_cli(bundle, bids: Path, root: Path, configs, log) -> dict:
     """{config: {subject: brain-age table row}}; runs only what ``root`` lacks."""
-    from bids_infantage.reports.core import read_brainage_tsv
+    from bids_infantage.reports.tables import read_brainage_tsv
 
     subs = sorted(p.name[4:] for p in bids.glob("sub-*"))
     exe = Path(sys.executable).parent / "bids-infantage"

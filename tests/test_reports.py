@@ -15,7 +15,7 @@ import nibabel as nb
 import numpy as np
 import pytest
 
-from bids_infantage.reports import agechart, core, reportlets
+from bids_infantage.reports import agechart, participant, reportlets, tables
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "screenshot_report.py"
@@ -197,7 +197,7 @@ def make_derivatives(root: Path, images, *, session=None, row=None, skip=(), cra
                      citation=True) -> Path:
     """Fake bids-infantage output: brain-age TSV, figures, CITATION.md, crash file."""
     row = dict(ROW, **(row or {}))
-    prefix = core.bids_prefix("01", session)
+    prefix = tables.bids_prefix("01", session)
     anat = root / "sub-01" / (f"ses-{session}" if session else "") / "anat"
     anat.mkdir(parents=True)
     (anat / f"{prefix}_brainage.tsv").write_text(
@@ -242,8 +242,8 @@ def report_dirs(images, tmp_path_factory):
                                 "brain_age_gap_months": "n/a"},
                            skip=("saliency",), citation=False)
     return {
-        "ok": core.generate_report(ok, "01"),
-        "bad": core.generate_report(bad, "sub-01", session="ses-1"),
+        "ok": participant.generate_report(ok, "01"),
+        "bad": participant.generate_report(bad, "sub-01", session="ses-1"),
     }
 
 
@@ -252,10 +252,10 @@ def test_report_content(report_dirs):
     assert out.name == "sub-01.html" and out.is_file()
     text = out.read_text()
     assert "10.2 months" in text  # predicted age
-    for section in core.load_spec()["sections"]:
+    for section in participant.load_spec()["sections"]:
         assert f"<h2>{section['title']}" in text
     assert text.count('<svg class="reportlet"') == len(DESCS)
-    assert core.OUT_OF_RANGE_BANNER not in text
+    assert participant.OUT_OF_RANGE_BANNER not in text
     assert "Methods" in text and "&lt;test&gt;" in text  # escaped CITATION.md
     assert '<section id="errors">' in text and "crash-20240101-n4.txt" in text
     assert "&lt;boom&gt;" in text
@@ -274,7 +274,7 @@ def test_report_out_of_range(report_dirs):
     out = report_dirs["bad"]
     assert out.name == "sub-01_ses-1.html"
     text = out.read_text()
-    assert f'class="banner error" id="qc-out-of-range">{core.OUT_OF_RANGE_BANNER}' in text
+    assert f'class="banner error" id="qc-out-of-range">{participant.OUT_OF_RANGE_BANNER}' in text
     assert "31.5 months" in text
     assert "age_above_range" in text and "low_dice" in text
     assert "Figure not found" in text and "desc-saliency" in text  # missing figure noted
@@ -285,7 +285,7 @@ def test_report_out_of_range(report_dirs):
 def test_report_without_session_ignores_session_figures(images, tmp_path):
     root = make_derivatives(tmp_path, images, session="1", citation=False)
     # the TSV of the session is not the subject-level one, figures carry ses-1: nothing matches
-    text = core.generate_report(root, "01").read_text()
+    text = participant.generate_report(root, "01").read_text()
     assert "Brain-age table not found" in text
     assert text.count("Figure not found") == len(DESCS)
 
@@ -301,8 +301,8 @@ def test_session_pages_link_each_other(tmp_path):
                    predicted_age_months=pred)
         (anat / f"sub-01_ses-{label}_brainage.tsv").write_text(
             "\t".join(row) + "\n" + "\t".join(row.values()) + "\n")
-    assert core.sibling_sessions(tmp_path, "sub-01") == ["12mo", "3mo", "6mo"]
-    text = core.generate_report(tmp_path, "01", session="6mo").read_text()
+    assert tables.sibling_sessions(tmp_path, "sub-01") == ["12mo", "3mo", "6mo"]
+    text = participant.generate_report(tmp_path, "01", session="6mo").read_text()
     section = text[text.index('<section id="sessions">'):]
     section = section[:section.index("</section>")]
     assert re.findall(r">ses-(\w+)<", section) == ["3mo", "6mo", "12mo"]
@@ -315,11 +315,11 @@ def test_session_pages_link_each_other(tmp_path):
     anat.mkdir(parents=True)
     (anat / "sub-01_ses-3mo_brainage.tsv").write_text(
         "\t".join(ROW) + "\n" + "\t".join(ROW.values()) + "\n")
-    assert '<section id="sessions">' not in core.generate_report(single, "01", "3mo").read_text()
+    assert '<section id="sessions">' not in participant.generate_report(single, "01", "3mo").read_text()
 
 
 def test_core_doctests():
-    result = doctest.testmod(core)
+    result = doctest.testmod(tables)
     assert result.attempted > 0 and result.failed == 0
 
 

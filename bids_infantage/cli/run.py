@@ -267,7 +267,7 @@ def remove_stale_outputs(output_dir: Path, unit: dict, run_start: float) -> list
 
 def summarize(config, units, t0: float, run_start: float) -> int:
     """Print one line per unit (age or failure with crash file); returns the exit code."""
-    from ..reports.core import read_brainage_tsv
+    from ..reports.tables import read_brainage_tsv
     from ..workflows.base import unit_name
 
     failed = 0
@@ -309,7 +309,8 @@ def run_participant(config, locks: OutputLocks) -> int:
     from nipype import config as ncfg
 
     from ..models.bundle import load_bundle
-    from ..reports.core import bids_prefix, generate_report, sibling_sessions
+    from ..reports.participant import generate_report
+    from ..reports.tables import bids_prefix, sibling_sessions
     from ..utils.bids import chronological_age, collect_sessions, index_dataset
     from ..utils.progress import ParticipantProgress
     from ..workflows.base import init_bids_infantage_wf, unit_name

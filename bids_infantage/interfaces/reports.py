@@ -182,7 +182,7 @@ class AgeChartReportlet(SimpleInterface):
 
     def _run_interface(self, runtime):
         from ..reports.agechart import plot_age_chart
-        from ..reports.core import as_float, read_brainage_tsv
+        from ..reports.tables import as_float, read_brainage_tsv
 
         row = read_brainage_tsv(self.inputs.brainage_tsv)
         norms = None

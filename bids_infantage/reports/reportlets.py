@@ -11,7 +11,7 @@ give the same bytes (:mod:`bids_infantage.reports.plotting`). The age chart is i
 :mod:`bids_infantage.reports.regional`.
 
 The SVGs are sunk into ``sub-<label>/figures/`` and assembled into the subject's HTML report
-by :func:`bids_infantage.reports.core.generate_report`.
+by :func:`bids_infantage.reports.participant.generate_report`.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 The participant level writes them (``sub-X[_ses-Y]_brainage.tsv`` and its JSON sidecar,
 :class:`~bids_infantage.interfaces.inference.BrainAgeTable`), the reports read them
-(:mod:`bids_infantage.reports.core`) and the group level checks, concatenates and describes
+(:mod:`bids_infantage.reports.tables`) and the group level checks, concatenates and describes
 them (:mod:`bids_infantage.group.stats`, :mod:`bids_infantage.workflows.group`). Each entry is
 the column's BIDS sidecar description (``Description``, ``Units``, ``Levels``).
 """
