@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from bids_infantage.group import stats
+from bids_infantage import group as stats  # the package's public statistics API
+from bids_infantage.group.analysis import run_group
 from bids_infantage.utils.errors import InputError
-from bids_infantage.workflows.group import init_group_wf, run_group
+from bids_infantage.workflows.group import init_group_wf
 
 COLUMNS = list(stats.BRAINAGE_COLUMNS)
 

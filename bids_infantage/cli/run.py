@@ -422,7 +422,7 @@ def _write_citation(output_dir: Path, workflow) -> None:
 def run_group_level(config, locks: OutputLocks) -> int:
     """Group level: cohort table, metrics, bias correction, plots and report (the ``group``
     lock held, :func:`lock_outputs`)."""
-    from ..workflows.group import run_group
+    from ..group.analysis import run_group
 
     lock_outputs(locks, ["group"])
 

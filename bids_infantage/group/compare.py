@@ -42,7 +42,7 @@ def fold_metrics(true, pred) -> dict:
     dict of float
         Correlations are NaN when either array is constant.
     """
-    from .stats import _point_estimates
+    from .metrics import _point_estimates
 
     return _point_estimates(np.asarray(true, float), np.asarray(pred, float))
 

@@ -1,8 +1,9 @@
 """Group-level figures (SVG) with matplotlib and seaborn.
 
 Each function draws one figure from the group table (see
-:func:`bids_infantage.group.stats.collect_cohort`, plus the ``brain_age_gap_corrected_months``
-and ``outlier`` columns added by the group workflow), writes one SVG atomically and returns
+:func:`bids_infantage.group.cohort.collect_cohort`, plus the
+``brain_age_gap_corrected_months`` and ``outlier`` columns added by
+:func:`bids_infantage.group.analysis.run_group`), writes one SVG atomically and returns
 its path. Outliers are labelled with their ``participant_id`` (and ``session_id``).
 Figures are built on :class:`matplotlib.figure.Figure` objects, never through ``pyplot``,
 so no GUI backend or global figure state is involved; SVG output is deterministic.
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bids_infantage.group.stats import write_text_atomic
+from bids_infantage.utils.io import atomic_write_text
 
 _SVG_RC = {
     "svg.hashsalt": "bids-infantage",  # stable element ids: identical inputs, identical SVG
@@ -79,7 +80,7 @@ def _new_figure(figsize):
 def _save_svg(fig, out_file) -> Path:
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", metadata={"Date": None})
-    return write_text_atomic(out_file, buffer.getvalue())
+    return atomic_write_text(out_file, buffer.getvalue())
 
 
 def _empty(ax, message):

@@ -3,7 +3,7 @@
 The participant level writes them (``sub-X[_ses-Y]_brainage.tsv`` and its JSON sidecar,
 :class:`~bids_infantage.interfaces.inference.BrainAgeTable`), the reports read them
 (:mod:`bids_infantage.reports.tables`) and the group level checks, concatenates and describes
-them (:mod:`bids_infantage.group.stats`, :mod:`bids_infantage.workflows.group`). Each entry is
+them (:mod:`bids_infantage.group.cohort`, :mod:`bids_infantage.group.outputs`). Each entry is
 the column's BIDS sidecar description (``Description``, ``Units``, ``Levels``).
 """
 from __future__ import annotations
