@@ -203,7 +203,7 @@ def part_pipeline(subjects) -> dict:
 def _load_template(cohort: int, misalign: bool = False):
     import SimpleITK as sitk
 
-    from bids_infantage.models.synthesis import template_path
+    from bids_infantage.models.synthesis.templates import template_path
 
     tf_home = SHARED / "templateflow"
     t1 = sitk.ReadImage(str(template_path(tf_home, cohort, "T1w")), sitk.sitkFloat32)

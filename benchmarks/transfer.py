@@ -411,7 +411,7 @@ def main(argv=None) -> int:
     import torch
 
     from bids_infantage.models.bundle import load_bundle
-    from bids_infantage.models.synthesis import read_bcp_volumes, volume_norm
+    from bids_infantage.models.synthesis.volumes import read_bcp_volumes, volume_norm
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     t_start = time.time()

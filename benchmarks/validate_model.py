@@ -38,7 +38,7 @@ def preprocess_template(tf_home: Path, cohort: int, reference_mask) -> dict:
     import SimpleITK as sitk
 
     from bids_infantage.models.preprocess import preprocess_session
-    from bids_infantage.models.synthesis import template_path
+    from bids_infantage.models.synthesis.templates import template_path
 
     t1 = sitk.ReadImage(str(template_path(tf_home, cohort, "T1w")), sitk.sitkFloat32)
     t2 = sitk.ReadImage(str(template_path(tf_home, cohort, "T2w")), sitk.sitkFloat32)
@@ -57,7 +57,8 @@ def run_loto(shared: Path, cache: Path, configs, n: int, epochs: int, nprocs: in
     import SimpleITK as sitk
 
     from bids_infantage.models.dataset import generate_cohort, load_cohort
-    from bids_infantage.models.synthesis import build_atlas, read_bcp_volumes
+    from bids_infantage.models.synthesis.atlas import build_atlas
+    from bids_infantage.models.synthesis.volumes import read_bcp_volumes
     from bids_infantage.models.training import DEFAULTS, calibrate, predict_members, train_member
 
     tf_home = shared / "templateflow"
@@ -97,7 +98,7 @@ def run_loto(shared: Path, cache: Path, configs, n: int, epochs: int, nprocs: in
 
 def run_demo(shared: Path, cache: Path) -> list[dict]:
     from bids_infantage.models.bundle import load_bundle
-    from bids_infantage.models.synthesis import read_bcp_volumes
+    from bids_infantage.models.synthesis.volumes import read_bcp_volumes
 
     bundle = load_bundle()
     volumes = read_bcp_volumes(shared / "bcp-brainmasks" / "masks.tsv")

@@ -117,7 +117,7 @@ def test_preprocessing_is_recorded_with_cohort_and_bundle(synthetic_cv):
     current = preprocessing_settings()
     assert current["n4"]["shrink_mm"] > 0 and current["rigid"]["transform"] == "Euler3D"
     from bids_infantage.models.dataset import cohort_generator
-    from bids_infantage.models.synthesis import ATLAS_VERSION
+    from bids_infantage.models.synthesis.atlas import ATLAS_VERSION
 
     folders = {p.parent for p in synthetic_cv["cache"].rglob("sample-*.npz")}
     assert folders and all(cohort_preprocessing(f) == current for f in folders)

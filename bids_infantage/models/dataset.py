@@ -16,7 +16,8 @@ _WORKER: dict = {}
 def _init_worker(atlas_path: str, reference_path: str, masks_tsv: str) -> None:
     import SimpleITK as sitk
 
-    from .synthesis import Atlas, read_bcp_volumes
+    from .synthesis.atlas import Atlas
+    from .synthesis.volumes import read_bcp_volumes
 
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     _WORKER["atlas"] = Atlas.load(Path(atlas_path))
@@ -30,7 +31,7 @@ def _make_one(args) -> str:
     if out.exists():
         return str(out)
     from .preprocess import preprocess_session
-    from .synthesis import SyntheticInfantGenerator
+    from .synthesis.generator import SyntheticInfantGenerator
 
     gen = SyntheticInfantGenerator(_WORKER["atlas"], _WORKER["volumes"], seed=seed)
     s = gen.sample(age)
@@ -65,7 +66,7 @@ def generate_cohort(out_dir, *, atlas_path, reference_path, masks_tsv, n: int, s
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    from .synthesis import ATLAS_VERSION
+    from .synthesis.atlas import ATLAS_VERSION
 
     generator = {"atlas_version": ATLAS_VERSION}
     if not any(out_dir.glob("sample-*.npz")):
@@ -104,8 +105,8 @@ def generate_cohort(out_dir, *, atlas_path, reference_path, masks_tsv, n: int, s
 
 def cohort_generator(out_dir) -> dict | None:
     """The synthesis atlas a cohort was drawn from (``generator.json``: ``atlas_version``,
-    :data:`~bids_infantage.models.synthesis.ATLAS_VERSION`), or None for a cohort drawn before
-    it was recorded (atlas version 1)."""
+    :data:`~bids_infantage.models.synthesis.atlas.ATLAS_VERSION`), or None for a cohort drawn
+    before it was recorded (atlas version 1)."""
     path = Path(out_dir) / "generator.json"
     return json.loads(path.read_text()) if path.exists() else None
 
