@@ -92,7 +92,7 @@ RUN set -eu; \
     pip install --no-deps /src; \
     pip check; \
     bids-infantage --version; \
-    python -c "from bids_infantage.models.bundle import load_bundle; b = load_bundle(); \
+    python -c "from bids_infantage.models.bundle.resolve import load_bundle; b = load_bundle(); \
 print('default model bundle:', b.name, b.sha256, sorted(b.meta['configurations']))"
 
 # TemplateFlow home: an optional local copy from the build context, else the empty stub that

@@ -218,7 +218,7 @@ def _load_template(cohort: int, misalign: bool = False):
 def part_inference(repeats: int) -> dict:
     import torch
 
-    from bids_infantage.models.bundle import load_bundle
+    from bids_infantage.models.bundle.resolve import load_bundle
     from bids_infantage.models.preprocess import preprocess_session
 
     torch.set_num_threads(1)
@@ -298,7 +298,7 @@ def _timed_preprocess(t1, t2, reference_mask, settings):
 def part_accuracy(subjects) -> dict:
     import torch
 
-    from bids_infantage.models.bundle import load_bundle
+    from bids_infantage.models.bundle.resolve import load_bundle
 
     torch.set_num_threads(1)
     bundle = load_bundle()

@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from transfer import cached_input, images, inputs_dir, load, md
 
-    from bids_infantage.models.bundle import load_bundle
+    from bids_infantage.models.bundle.resolve import load_bundle
     from bids_infantage.models.preprocess import preprocess_session
 
     bundle = load_bundle()

@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     import torch
     import transfer as T
 
-    from bids_infantage.models.bundle import load_bundle
+    from bids_infantage.models.bundle.resolve import load_bundle
     from bids_infantage.models.preprocess import preprocess_session
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))

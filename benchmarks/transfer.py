@@ -410,7 +410,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("TEMPLATEFLOW_HOME", str(args.shared.resolve() / "templateflow"))
     import torch
 
-    from bids_infantage.models.bundle import load_bundle
+    from bids_infantage.models.bundle.resolve import load_bundle
     from bids_infantage.models.synthesis.volumes import read_bcp_volumes, volume_norm
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))

@@ -97,7 +97,7 @@ def run_loto(shared: Path, cache: Path, configs, n: int, epochs: int, nprocs: in
 
 
 def run_demo(shared: Path, cache: Path) -> list[dict]:
-    from bids_infantage.models.bundle import load_bundle
+    from bids_infantage.models.bundle.resolve import load_bundle
     from bids_infantage.models.synthesis.volumes import read_bcp_volumes
 
     bundle = load_bundle()

@@ -85,7 +85,7 @@ def main(argv=None) -> int:
 
     from bids_infantage.maturity.atlas import REGIONS, RULES
     from bids_infantage.maturity.regional import ATLAS_FILE, CHANNELS, NORMS_FILE
-    from bids_infantage.models.bundle import load_bundle
+    from bids_infantage.models.bundle.resolve import load_bundle
     from bids_infantage.utils.io import write_nifti_reproducible
 
     if not (args.shared / ASEG).is_file():

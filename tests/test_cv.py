@@ -94,7 +94,7 @@ def test_small_cv_run_writes_statistics(synthetic_cv):
 
 
 def test_cv_bundle_is_accepted_by_model_option(synthetic_cv, tmp_path):
-    from bids_infantage.models.bundle import load_bundle
+    from bids_infantage.models.bundle.resolve import load_bundle
 
     bundle = load_bundle(str(synthetic_cv["out"] / "model"))
     assert sorted(bundle.meta["configurations"]) == ["ratio", "t1w"]
@@ -110,7 +110,7 @@ def test_cv_bundle_is_accepted_by_model_option(synthetic_cv, tmp_path):
 def test_preprocessing_is_recorded_with_cohort_and_bundle(synthetic_cv):
     """The synthetic cohort records the preprocessing its samples went through, and the bundle
     carries it (provenance: a model is only valid with the preprocessing it was trained on)."""
-    from bids_infantage.models.bundle import load_bundle
+    from bids_infantage.models.bundle.resolve import load_bundle
     from bids_infantage.models.dataset import cohort_preprocessing
     from bids_infantage.models.preprocess import preprocessing_settings
 

@@ -47,7 +47,7 @@ def _read_table(path: Path) -> dict:
 
 
 def test_participant_level_completes(demo_run):
-    from bids_infantage.models.bundle import load_bundle
+    from bids_infantage.models.bundle.resolve import load_bundle
 
     best = load_bundle().choose_configuration(True, True)
     assert demo_run["rc"] == 0
@@ -213,7 +213,7 @@ def test_participant_outputs_feed_cross_validation(demo_run, tmp_path):
     import numpy as np
 
     from bids_infantage.models import cv
-    from bids_infantage.models.bundle import load_bundle
+    from bids_infantage.models.bundle.resolve import load_bundle
 
     data = cv.load_derivatives_cohort(demo_run["out"])
     assert data["id"] == [f"sub-{s}" for s in SUBJECTS]
@@ -240,7 +240,7 @@ def test_older_brain_is_flagged_out_of_range(demo_run):
     import numpy as np
 
     from bids_infantage.models import cv
-    from bids_infantage.models.bundle import load_bundle
+    from bids_infantage.models.bundle.resolve import load_bundle
 
     data = cv.load_derivatives_cohort(demo_run["out"])
     i = data["id"].index("sub-m24")

@@ -44,7 +44,7 @@ def test_model_input_stack():
 
 
 def test_default_bundle_loads_and_predicts():
-    from bids_infantage.models.bundle import load_bundle
+    from bids_infantage.models.bundle.resolve import load_bundle
 
     bundle = load_bundle()
     assert set(bundle.meta["configurations"]) == {"t1w", "t2w", "t1w+t2w", "ratio", "t1w+t2w+ratio"}
@@ -66,7 +66,8 @@ def test_default_bundle_loads_and_predicts():
 
 
 def test_bundle_sha256_mismatch_is_caught(tmp_path):
-    from bids_infantage.models.bundle import ModelBundle, resolve_bundle
+    from bids_infantage.models.bundle.model_bundle import ModelBundle
+    from bids_infantage.models.bundle.resolve import resolve_bundle
     from bids_infantage.utils.errors import ModelBundleError
 
     src = resolve_bundle(None)
@@ -83,8 +84,9 @@ def test_bundle_sha256_mismatch_is_caught(tmp_path):
 def test_bundle_integrity_cannot_be_bypassed(tmp_path, monkeypatch):
     """#19 item 7: a bundle must list the sha256 of every file it loads; the packaged default
     is pinned by its bundle.json sha256; an edited copy does not carry the default's name."""
-    import bids_infantage.models.bundle as mb
-    from bids_infantage.models.bundle import DEFAULT_BUNDLE_SHA256, DEFAULT_MODEL, ModelBundle
+    import bids_infantage.models.bundle.resolve as mb
+    from bids_infantage.models.bundle.model_bundle import ModelBundle
+    from bids_infantage.models.bundle.resolve import DEFAULT_BUNDLE_SHA256, DEFAULT_MODEL
     from bids_infantage.utils.errors import ModelBundleError
 
     packaged = ModelBundle(mb.resolve_bundle(None))
@@ -114,7 +116,8 @@ def test_bundle_integrity_cannot_be_bypassed(tmp_path, monkeypatch):
 
 
 def test_bundle_shape_mismatch_is_caught(tmp_path):
-    from bids_infantage.models.bundle import ModelBundle, resolve_bundle
+    from bids_infantage.models.bundle.model_bundle import ModelBundle
+    from bids_infantage.models.bundle.resolve import resolve_bundle
     from bids_infantage.utils.errors import ModelBundleError
 
     dst = tmp_path / "bundle"
@@ -127,7 +130,7 @@ def test_bundle_shape_mismatch_is_caught(tmp_path):
 
 
 def test_missing_bundle_message():
-    from bids_infantage.models.bundle import resolve_bundle
+    from bids_infantage.models.bundle.resolve import resolve_bundle
     from bids_infantage.utils.errors import ModelBundleError
 
     with pytest.raises(ModelBundleError, match="bundle.json"):
@@ -195,7 +198,7 @@ def test_reference_resampling_of_the_cropped_brain_matches_the_whole_field_of_vi
     import SimpleITK as sitk
 
     import bids_infantage.models.preprocess as prep
-    from bids_infantage.models.bundle import load_bundle
+    from bids_infantage.models.bundle.resolve import load_bundle
 
     ref = load_bundle().reference_mask()
     rng = np.random.default_rng(0)
@@ -270,7 +273,7 @@ def test_bundle_prediction_averages_over_the_recorded_augmentation():
     ``shift_voxels`` 1 is the calibrated mean over the 14 copies, not the mirror-only age."""
     import torch
 
-    from bids_infantage.models.bundle import load_bundle
+    from bids_infantage.models.bundle.resolve import load_bundle
     from bids_infantage.models.transforms import tta_batch, volume_feature
 
     bundle = load_bundle()
@@ -355,7 +358,8 @@ def test_bundle_applies_its_recorded_model_input(tmp_path):
     rank stack and a size input of 0, so training and inference see the same input."""
     import torch
 
-    from bids_infantage.models.bundle import ModelBundle, resolve_bundle
+    from bids_infantage.models.bundle.model_bundle import ModelBundle
+    from bids_infantage.models.bundle.resolve import resolve_bundle
     from bids_infantage.models.transforms import model_input, tta_batch
 
     folder = tmp_path / "rank"
@@ -384,7 +388,9 @@ def test_calibration_widens_the_interval_by_the_domain_shift_term(tmp_path):
     """Perturbed validation predictions that move ages by 2 months in one band give that
     band a shift SD of 2 months; a bundle with the term adds it to the interval's SD, and a
     T1w-only estimate whose interval reaches beyond 12 months is flagged."""
-    from bids_infantage.models.bundle import ModelBundle, resolve_bundle, shift_sd
+    from bids_infantage.models.bundle.intervals import shift_sd
+    from bids_infantage.models.bundle.model_bundle import ModelBundle
+    from bids_infantage.models.bundle.resolve import resolve_bundle
     from bids_infantage.models.training import calibrate
 
     rng = np.random.default_rng(6)
@@ -456,7 +462,9 @@ def test_template_term_widens_the_interval_in_quadrature(tmp_path):
     """bids-infantage-train --add-template-term writes each configuration's template SD into a
     bundle; its intervals then have half-width hypot(z * sd, 1.645 * template_sd) with the
     age and sd unchanged; a bundle without the term keeps z * sd."""
-    from bids_infantage.models.bundle import ModelBundle, interval_half_width, resolve_bundle
+    from bids_infantage.models.bundle.intervals import interval_half_width
+    from bids_infantage.models.bundle.model_bundle import ModelBundle
+    from bids_infantage.models.bundle.resolve import resolve_bundle
     from bids_infantage.models.training import main as train_main
 
     folder = tmp_path / "bundle"
@@ -489,7 +497,9 @@ def test_t1w_only_interval_reaches_the_top_of_the_range_only_past_12_months(tmp_
     """With the linear correction fixed at one age (slope 0), a T1w-only interval that stays
     below 12 months is symmetric and unflagged; one that reaches past 12 months gets the
     model's upper age as its upper bound, the same lower bound, and the T1w-only flag."""
-    from bids_infantage.models.bundle import T1W_ONLY_RESOLVES_MONTHS, ModelBundle, resolve_bundle
+    from bids_infantage.models.bundle.intervals import T1W_ONLY_RESOLVES_MONTHS
+    from bids_infantage.models.bundle.model_bundle import ModelBundle
+    from bids_infantage.models.bundle.resolve import resolve_bundle
 
     folder = tmp_path / "fixed"
     shutil.copytree(resolve_bundle(None), folder)
@@ -563,7 +573,7 @@ def test_ventricle_atlas_from_the_real_asegs():
     (2-20 ml after normalization), almost all inside the reference brain."""
     import SimpleITK as sitk
 
-    from bids_infantage.models.bundle import load_bundle
+    from bids_infantage.models.bundle.resolve import load_bundle
     from bids_infantage.models.synthesis.asegs import aseg_age_months, build_ventricle_atlas
 
     assert aseg_age_months("34-38mo_aseg_acpc.nii.gz") == 36.0
@@ -653,7 +663,8 @@ def test_wada2019_bundle_predicts_with_its_age_ranges(tmp_path):
     import torch
 
     from bids_infantage.interfaces.inference import BrainAgeTable
-    from bids_infantage.models.bundle import ModelBundle, resolve_bundle
+    from bids_infantage.models.bundle.model_bundle import ModelBundle
+    from bids_infantage.models.bundle.resolve import resolve_bundle
     from bids_infantage.models.nets.wada2d import load_levels
     from bids_infantage.models.training import (
         build_network,

@@ -149,7 +149,7 @@ def test_failing_subject_does_not_stop_the_others(tmp_path, make_bids, make_brai
 def test_preprocessing_and_prediction_are_deterministic(tmp_path, make_brain):
     """The shared preprocessing path (N4, rigid, normalization) and the ensemble give
     bit-identical results when run twice."""
-    from bids_infantage.models.bundle import load_bundle
+    from bids_infantage.models.bundle.resolve import load_bundle
     from bids_infantage.models.preprocess import preprocess_session
 
     def value_fn(r):

@@ -12,7 +12,7 @@ def _unit(t1w=True, t2w=True):
 
 @pytest.mark.parametrize("t1w,t2w", [(True, True), (True, False), (False, True)])
 def test_single_session_graph(tmp_path, t1w, t2w):
-    from bids_infantage.models.bundle import resolve_bundle
+    from bids_infantage.models.bundle.resolve import resolve_bundle
     from bids_infantage.workflows.base import init_single_session_wf
 
     wf = init_single_session_wf(unit=_unit(t1w, t2w), output_dir=tmp_path, model=str(resolve_bundle(None)),

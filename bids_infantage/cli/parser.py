@@ -32,7 +32,7 @@ def _positive(kind, what: str):
 def version_string() -> str:
     """``bids-infantage v<version> (default model <name> <sha256[:12]>)``: the package and the
     identity of its packaged default model (the pinned sha256 of its ``bundle.json``)."""
-    from ..models.bundle import DEFAULT_BUNDLE_SHA256, DEFAULT_MODEL
+    from ..models.bundle.resolve import DEFAULT_BUNDLE_SHA256, DEFAULT_MODEL
 
     return (f"bids-infantage v{__version__} (default model {DEFAULT_MODEL} "
             f"{DEFAULT_BUNDLE_SHA256[:12]})")

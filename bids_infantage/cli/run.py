@@ -308,7 +308,7 @@ def run_participant(config, locks: OutputLocks) -> int:
     preprocess, predict, sink outputs, assemble reports."""
     from nipype import config as ncfg
 
-    from ..models.bundle import load_bundle
+    from ..models.bundle.resolve import load_bundle
     from ..reports.participant import generate_report
     from ..reports.tables import bids_prefix, sibling_sessions
     from ..utils.bids import chronological_age, collect_sessions, index_dataset

@@ -57,7 +57,7 @@ class BrainAgeInference(SimpleInterface):
         import SimpleITK as sitk
         import torch
 
-        from ..models.bundle import load_bundle
+        from ..models.bundle.resolve import load_bundle
 
         torch.set_num_threads(max(1, self.inputs.omp_nthreads))
         bundle = load_bundle(self.inputs.model)
@@ -113,7 +113,7 @@ class BrainAgeTable(SimpleInterface):
     output_spec = _TableOutputSpec
 
     def _run_interface(self, runtime):
-        from ..models.bundle import outside_age_range
+        from ..models.bundle.intervals import outside_age_range
 
         pred = json.loads(Path(self.inputs.prediction).read_text())
         flags = list(pred["flags"])

@@ -41,7 +41,7 @@ class NormalizeToReference(SimpleInterface):
         import SimpleITK as sitk
 
         from ..image.registration import register_mask_to_reference
-        from ..models.bundle import load_bundle
+        from ..models.bundle.resolve import load_bundle
         from ..models.preprocess import to_reference_space
 
         bundle = load_bundle(self.inputs.model)

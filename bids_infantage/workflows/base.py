@@ -21,7 +21,7 @@ def init_bids_infantage_wf(config, units: list[dict]):
     """
     from nipype.pipeline import engine as pe
 
-    from ..models.bundle import load_bundle
+    from ..models.bundle.resolve import load_bundle
 
     bundle = load_bundle(config.model)
     workflow = pe.Workflow(name="bids_infantage_wf")

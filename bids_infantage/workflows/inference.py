@@ -40,7 +40,7 @@ def init_inference_wf(*, model: str, modality: str, has_t1w: bool, has_t2w: bool
     from ..interfaces.inference import BrainAgeInference, BrainAgeTable
     from ..interfaces.normalization import NormalizeToReference, ReferenceToAnat
     from ..interfaces.regional import RegionalMaturity
-    from ..models.bundle import load_bundle
+    from ..models.bundle.resolve import load_bundle
 
     bundle = load_bundle(model)
     meta = bundle.meta

@@ -42,7 +42,7 @@ def train_final_bundle(data: dict, configs, settings: dict, predictions: pd.Data
     """
     import torch
 
-    from ..bundle import load_bundle
+    from ..bundle.resolve import load_bundle
     from ..training import calibrate, members_from_states, predict_members, write_bundle
 
     default = load_bundle()
@@ -71,7 +71,7 @@ def train_final_bundle(data: dict, configs, settings: dict, predictions: pd.Data
 # --------------------------------------------------------------------------- external set
 def predict_external(bundle_dir: Path, data: dict, configs) -> pd.DataFrame:
     """Predict an external labelled set with a bundle: one row per (configuration, subject)."""
-    from ..bundle import load_bundle
+    from ..bundle.resolve import load_bundle
 
     bundle = load_bundle(str(bundle_dir))
     rows = []

@@ -112,7 +112,7 @@ def recalibrate_interval(bundle_dir: Path, cache: Path, shared: Path, *, n_val: 
     """
     import torch
 
-    from ..bundle import ModelBundle
+    from ..bundle.model_bundle import ModelBundle
     from ..dataset import generate_cohort, load_cohort
 
     bundle = ModelBundle(Path(bundle_dir))

@@ -1,99 +1,23 @@
-"""Model bundles: safetensors weights + ``bundle.json`` + the reference brain mask.
-
-A bundle is a folder. ``--model NAME`` looks in ``bids_infantage/data/models/NAME``;
-``--model PATH`` takes a folder with ``bundle.json``. Loading requires ``files_sha256`` to
-list every file the bundle loads (weights and reference mask), checks each sha256 and the
-tensor shapes, and fails with :class:`~bids_infantage.utils.errors.ModelBundleError` naming
-the file on a mismatch. The packaged default is also checked against
-:data:`DEFAULT_BUNDLE_SHA256`, pinned here; another bundle never carries the default's name.
+"""A loaded model bundle (:class:`ModelBundle`): its configurations and networks, and the
+prediction of one session with its calibrated interval and QC flags.
 """
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from ..utils.checksums import sha256
-from ..utils.errors import ModelBundleError
-from ..utils.numbers import format_against, format_pair
-from .transforms import CONFIGURATIONS, model_input, tta_batch, volume_feature
+from ...utils.checksums import sha256
+from ...utils.errors import ModelBundleError
+from ...utils.numbers import format_against, format_pair
+from ..transforms import CONFIGURATIONS, model_input, tta_batch, volume_feature
+from .intervals import interval_half_width, outside_age_range, shift_sd, t1w_only_upper
+from .resolve import DEFAULT_MODEL, is_default_bundle, verify_bundle
+from .saliency import grad_cam, gradient_saliency
 
-DEFAULT_MODEL = "infantage-default"
-#: sha256 of the packaged default's ``bundle.json`` (which holds the sha256 of its weights):
-#: update it together with the bundle when the default model is retrained
-DEFAULT_BUNDLE_SHA256 = "335a5b3a4016621ef0cd9b97c62e2bf968e0da93c529882d418db565afed8339"
 #: |z| of brain volume against the BCP norm at the predicted age beyond which a flag is raised
 VOLUME_Z_MAX = 2.5
-#: Months beyond the model's age range (predicted or chronological age) that raise the
-#: out-of-range flag
-AGE_RANGE_MARGIN_MONTHS = 2.0
-
-
-#: Age (months) beyond which a T1w-only estimate is flagged: white matter is T1w-bright by
-#: about 8-12 months, after which T1w changes little (Barkovich et al., Radiology 1988); such
-#: an interval's upper bound is raised to the top of the model's age range
-T1W_ONLY_RESOLVES_MONTHS = 12.0
-
-
-def shift_sd(age_months: float, bands) -> float:
-    """Domain-shift SD (months) at a predicted age from a calibration's ``shift_sd_bands``
-    ([[low, high, sd], ...] by predicted age, months; ages outside take the nearest band; 0
-    when absent). See :func:`~bids_infantage.models.training.calibrate`."""
-    if not bands:
-        return 0.0
-    for lo, hi, sd in bands:
-        if lo <= age_months < hi:
-            return float(sd)
-    return float(bands[0][2] if age_months < bands[0][0] else bands[-1][2])
-
-
-def interval_half_width(cal: dict, sd_months: float) -> float:
-    """Half-width (months) of a calibrated prediction interval.
-
-    ``interval_z * sd`` (same-family validation with the domain-shift term, see
-    :func:`~bids_infantage.models.training.calibrate`). A calibration with
-    ``template_sd_months`` (the between-template error measured by leave-one-template-out,
-    :func:`~bids_infantage.models.training.template_term`) adds it as a second, independent
-    error: ``hypot(interval_z * sd, q * template_sd)``, where ``q`` is the standard normal
-    quantile of the interval's coverage (1.645 for 90%).
-    """
-    from statistics import NormalDist
-
-    half = float(cal["interval_z"]) * float(sd_months)
-    template_sd = float(cal.get("template_sd_months") or 0.0)
-    if template_sd > 0.0:
-        q = NormalDist().inv_cdf(0.5 + float(cal["interval_coverage"]) / 2.0)
-        half = float(np.hypot(half, q * template_sd))
-    return half
-
-
-def outside_age_range(age_months: float, age_range) -> bool:
-    """Whether an age (months, predicted or chronological) lies more than
-    :data:`AGE_RANGE_MARGIN_MONTHS` outside a model's ``age_range`` ([low, high], months)."""
-    lo, hi = age_range
-    return age_months < lo - AGE_RANGE_MARGIN_MONTHS or age_months > hi + AGE_RANGE_MARGIN_MONTHS
-
-
-def resolve_bundle(name_or_path: str | Path | None) -> Path:
-    """Folder of a bundle given its name (package data) or a path.
-
-    Raises
-    ------
-    ModelBundleError
-        When no ``bundle.json`` is found.
-    """
-    from ..utils.data import data_path
-
-    candidate = Path(name_or_path or DEFAULT_MODEL)
-    for folder in (candidate, data_path("models") / str(name_or_path or DEFAULT_MODEL)):
-        if (folder / "bundle.json").is_file():
-            return folder.resolve()
-    raise ModelBundleError(
-        f"model '{name_or_path}': no bundle.json found (looked in {candidate} and the package's "
-        "data/models); pass --model with a bundle folder made by bids-infantage-train."
-    )
 
 
 class ModelBundle:
@@ -102,7 +26,7 @@ class ModelBundle:
     Parameters
     ----------
     folder : Path
-        Bundle folder (see module docstring).
+        Bundle folder (see :mod:`bids_infantage.models.bundle`).
     verify : bool
         Check sha256 of every file (default True).
 
@@ -122,56 +46,16 @@ class ModelBundle:
         except (OSError, ValueError) as exc:
             raise ModelBundleError(f"{meta_path}: cannot be read ({exc}); reinstall the model.") from None
         self.sha256 = sha256(meta_path)
-        self.is_default = self.sha256 == DEFAULT_BUNDLE_SHA256
+        self.is_default = is_default_bundle(self.sha256)
         if verify:
-            self._verify(meta_path)
+            verify_bundle(self.folder, self.meta, meta_path, self.sha256)
         self._nets: dict = {}
-
-    def _verify(self, meta_path: Path) -> None:
-        """Check the bundle's integrity (see the module docstring).
-
-        Raises
-        ------
-        ModelBundleError
-            The packaged default differs from :data:`DEFAULT_BUNDLE_SHA256`; ``files_sha256``
-            is missing or does not list a file the bundle loads; a file is missing or its
-            sha256 differs.
-        """
-        from ..utils.data import data_path
-
-        packaged = (data_path("models") / DEFAULT_MODEL).resolve()
-        if self.folder.resolve() == packaged and not self.is_default:
-            raise ModelBundleError(
-                f"{meta_path}: the packaged default model was modified (bundle.json sha256 "
-                f"{self.sha256[:12]}, expected {DEFAULT_BUNDLE_SHA256[:12]}); reinstall "
-                "bids-infantage, or train into another folder (--out) and pass it with --model.")
-        listed = self.meta.get("files_sha256")
-        if not isinstance(listed, dict) or not listed:
-            raise ModelBundleError(
-                f"{meta_path}: no files_sha256 (the sha256 of every file the bundle loads); "
-                "use a bundle written by bids-infantage-train.")
-        needed = [self.meta.get("geometry", {}).get("reference")]
-        needed += [c.get("file") for c in self.meta.get("configurations", {}).values()]
-        unlisted = sorted(n for n in needed if n and n not in listed)
-        if unlisted:
-            raise ModelBundleError(
-                f"{meta_path}: files_sha256 does not list {', '.join(unlisted)}; use a bundle "
-                "written by bids-infantage-train.")
-        for name, digest in listed.items():
-            path = self.folder / name
-            if not path.is_file():
-                raise ModelBundleError(f"{path}: missing from the model bundle; reinstall it.")
-            if sha256(path) != digest:
-                raise ModelBundleError(
-                    f"{path}: sha256 does not match bundle.json (corrupted or replaced); "
-                    "reinstall the package or retrain with bids-infantage-train."
-                )
 
     @property
     def name(self) -> str:
         """The bundle's name as written in the outputs: ``bundle.json``'s ``name``, except that
-        a bundle calling itself :data:`DEFAULT_MODEL` without being it (another sha256) is
-        named ``custom-<sha256[:12]>``."""
+        a bundle calling itself :data:`~bids_infantage.models.bundle.resolve.DEFAULT_MODEL`
+        without being it (another sha256) is named ``custom-<sha256[:12]>``."""
         name = self.meta["name"]
         if name == DEFAULT_MODEL and not self.is_default:
             return f"custom-{self.sha256[:12]}"
@@ -262,11 +146,11 @@ class ModelBundle:
         """
         kwargs = self.meta.get("architecture_kwargs", {})
         if architecture == "MultiTaskAgeNet":
-            from .nets.multitask_agenet import MultiTaskAgeNet
+            from ..nets.multitask_agenet import MultiTaskAgeNet
 
             return MultiTaskAgeNet(in_channels=in_channels, **kwargs)
         if architecture == "WadaAgeRangeEnsemble":
-            from .nets.wada2d import WadaAgeRangeEnsemble, WadaLevelNet
+            from ..nets.wada2d import WadaAgeRangeEnsemble, WadaLevelNet
 
             return WadaAgeRangeEnsemble(WadaLevelNet(in_channels=in_channels, **kwargs),
                                         WadaLevelNet(in_channels=in_channels, **kwargs))
@@ -308,8 +192,10 @@ class ModelBundle:
         -------
         dict
             ``age``, ``sd``, ``lower``, ``upper`` (months, calibrated: ``age -+``
-            :func:`interval_half_width`, except that a T1w-only interval reaching past
-            :data:`T1W_ONLY_RESOLVES_MONTHS` has its upper bound raised to the top of
+            :func:`~bids_infantage.models.bundle.intervals.interval_half_width`, except that a
+            T1w-only interval reaching past
+            :data:`~bids_infantage.models.bundle.intervals.T1W_ONLY_RESOLVES_MONTHS` has its
+            upper bound raised to the top of
             ``age_range_months``; ``sd`` holds neither that nor the between-template term),
             ``members`` (raw
             member means), ``feature_distance``, ``volume_z``, ``flags`` (list of str),
@@ -383,22 +269,18 @@ class ModelBundle:
             flags.append(f"brain volume {volume_ml:.0f} ml is {z_text} SD below the norm at the "
                          "predicted age: check the brain mask")
         lower, upper = float(age - half), float(age + half)
-        if CONFIGURATIONS[config] == (0,) and upper > T1W_ONLY_RESOLVES_MONTHS:
-            # T1w alone cannot tell a 12-month brain from a 24-month one: the interval's upper
-            # bound becomes the top of the model's range instead of a confident number
-            upper = max(upper, float(hi_age))
-            flags.append(f"T1w only: T1w myelination contrast is nearly complete by about "
-                         f"{T1W_ONLY_RESOLVES_MONTHS:g} months, so older ages are poorly resolved "
-                         f"and the interval extends to {upper:.0f} months (add a T2w)")
+        upper, t1w_only_flag = t1w_only_upper(CONFIGURATIONS[config], upper, hi_age)
+        if t1w_only_flag is not None:
+            flags.append(t1w_only_flag)
         if sd > cal["sd_threshold_months"]:
             flags.append("ensemble uncertainty high (SD %s > %s months)"
                          % format_pair(sd, cal["sd_threshold_months"], 1))
         if not saliency:
             sal = None
         elif hasattr(nets[0], "stage3"):
-            sal = self._grad_cam(nets[0], x, s)
+            sal = grad_cam(nets[0], x, s)
         else:
-            sal = self._gradient_saliency(nets[0], x, s)
+            sal = gradient_saliency(nets[0], x, s)
         if ranges:
             young, old, weight = np.asarray(ranges).mean(0)
             extra = {"age_ranges": {"young_months": float(young), "old_months": float(old),
@@ -411,54 +293,3 @@ class ModelBundle:
             "feature_distance": dist, "volume_z": float(volume_z), "flags": flags,
             "out_of_range": oor, "saliency": sal, "age_range_months": [lo_age, hi_age],
         }
-
-    @staticmethod
-    def _gradient_saliency(net, x, s) -> np.ndarray:
-        """Gradient saliency (Simonyan et al., ICLR 2014 workshop): |d age / d input| summed
-        over channels, smoothed (Gaussian, sigma 1 voxel) and scaled to [0, 1]; (64, 64, 64).
-        For networks without a 3D feature stage to take Grad-CAM on (the five-level 2D
-        ensemble of Wada et al. 2019, whose map is non-zero on its five slabs only)."""
-        import torch
-        from scipy import ndimage
-
-        with torch.enable_grad():
-            xg = x.clone().requires_grad_(True)
-            net(xg, s)["age"].sum().backward()
-        grad = xg.grad[0].abs().sum(0).cpu().numpy()
-        grad = ndimage.gaussian_filter(grad, 1.0) * (x[0].abs().sum(0).cpu().numpy() > 0)
-        peak = grad.max()
-        return (grad / peak).astype(np.float32) if peak > 0 else grad.astype(np.float32)
-
-    @staticmethod
-    def _grad_cam(net, x, s) -> np.ndarray:
-        """Grad-CAM of the age output on the third encoder stage (8^3), upsampled to 64^3."""
-        import torch
-        import torch.nn.functional as F
-
-        acts = {}
-
-        def hook(_module, _inp, out):
-            out.retain_grad()
-            acts["a"] = out
-
-        handle = net.stage3.register_forward_hook(hook)
-        try:
-            with torch.enable_grad():
-                xg = x.clone().requires_grad_(True)
-                out = net(xg, s)
-                out["age"].sum().backward()
-        finally:
-            handle.remove()
-        a = acts["a"]
-        weights = a.grad.mean(dim=(2, 3, 4), keepdim=True)
-        cam = F.relu((weights * a).sum(1, keepdim=True))
-        cam = F.interpolate(cam, size=x.shape[2:], mode="trilinear", align_corners=False)[0, 0]
-        cam = cam.detach().cpu().numpy() * (x[0].abs().sum(0).cpu().numpy() > 0)
-        peak = cam.max()
-        return (cam / peak).astype(np.float32) if peak > 0 else cam.astype(np.float32)
-
-
-@lru_cache(maxsize=4)
-def load_bundle(name_or_path: str | None = None, verify: bool = True) -> ModelBundle:
-    """Load (once per process) the bundle named or at the given path."""
-    return ModelBundle(resolve_bundle(name_or_path), verify=verify)
