@@ -90,7 +90,7 @@ def test_worker_preload_modules_import():
     ``WORKER_PRELOAD`` must exist (a typo would quietly bring back the per-worker imports)."""
     import importlib
 
-    from bids_infantage.cli.run import WORKER_PRELOAD
+    from bids_infantage.cli.workers import WORKER_PRELOAD
 
     assert "niworkflows.interfaces.bids" in WORKER_PRELOAD
     for name in WORKER_PRELOAD:

@@ -1,5 +1,4 @@
-"""``bids-infantage-cv``: the command line of the cross-validation.
-"""
+"""``bids-infantage-cv``: the command line of the cross-validation."""
 from __future__ import annotations
 
 import argparse

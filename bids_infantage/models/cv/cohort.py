@@ -13,6 +13,7 @@ from ..transforms import CONFIGURATIONS
 
 LOGGER = logging.getLogger("bids_infantage.training")
 
+
 def load_derivatives_cohort(deriv_dir) -> dict:
     """Model inputs, brain volumes and chronological ages from participant outputs.
 

@@ -1,5 +1,4 @@
-"""The tables and HTML report of a cross-validation (``cv_*.tsv``, ``cv_report.html``).
-"""
+"""The tables and HTML report of a cross-validation (``cv_*.tsv``, ``cv_report.html``)."""
 from __future__ import annotations
 
 import logging

@@ -1,5 +1,4 @@
-"""``bids-infantage-train``: the command line of the training.
-"""
+"""``bids-infantage-train``: the command line of the training."""
 from __future__ import annotations
 
 import argparse

@@ -205,8 +205,6 @@ def save_config_weights(nets, path: Path) -> None:
     save_file(tensors, str(path), metadata={"members": str(len(nets))})
 
 
-
-
 def _train_job(job):
     """Train one (configuration, member index) in a worker; returns (state_dict, seconds)."""
     import torch
