@@ -27,7 +27,7 @@ def load_derivatives_cohort(deriv_dir) -> dict:
     dict
         ``image`` float16 (N, 3, 64, 64, 64) [T1w, T2w, ratio] (zeros for a missing
         modality), ``wm`` uint8 (N, 64, 64, 64) white-matter target (k-means rule on the T2w
-        channel, :func:`~bids_infantage.models.synthesis._wm_probability`), ``has`` bool
+        channel, :func:`~bids_infantage.models.synthesis.templates._wm_probability`), ``has`` bool
         (N, 3), ``age`` float32 (N,) months, ``volume_ml`` float32 (N,), ``id`` list of
         ``sub-X[_ses-Y]``.
 

@@ -21,7 +21,7 @@ def paint_csf(x, channels, ventricles, rng):
     """Paint cerebrospinal fluid into one standardized sample (numpy, in place).
 
     The BMEXInfant templates show no ventricular CSF contrast (see
-    :func:`~bids_infantage.models.synthesis.build_ventricle_atlas`); real scans do. With
+    :func:`~bids_infantage.models.synthesis.asegs.build_ventricle_atlas`); real scans do. With
     probability 0.8 the ventricles of a random real infant (``ventricles`` (K, X, Y, Z),
     partial volume in [0, 1], sharpened or softened by a random power) are painted, and with
     probability 0.5 an extra-axial CSF layer on the brain mask's outer voxel shell: T2w

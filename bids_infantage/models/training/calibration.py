@@ -199,7 +199,7 @@ def add_template_term(bundle_dir: Path, loto_json: Path) -> dict:
     """Add the between-template term (:func:`template_term`) to each configuration's interval
     of a bundle, in place; the point estimates do not change, the bundle's ``bundle.json`` is
     rewritten (its sha256 changes). See
-    :func:`~bids_infantage.models.bundle.interval_half_width`.
+    :func:`~bids_infantage.models.bundle.intervals.interval_half_width`.
 
     Returns
     -------

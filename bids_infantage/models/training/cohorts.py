@@ -13,7 +13,7 @@ LOGGER = logging.getLogger("bids_infantage.training")
 
 def ensure_reference(cache: Path, shared: Path) -> Path:
     """``cache/ref.nii.gz``, the model reference mask
-    (:func:`~bids_infantage.models.synthesis.build_reference_mask`), built when missing."""
+    (:func:`~bids_infantage.models.synthesis.templates.build_reference_mask`), built when missing."""
     import SimpleITK as sitk
 
     from ..synthesis.templates import build_reference_mask
@@ -61,9 +61,10 @@ def cohort_dirs(cache: Path, settings: dict) -> tuple[Path, Path]:
 
 
 def ensure_label_fields(cache: Path, shared: Path) -> dict:
-    """Reference mask and label fields (:func:`~bids_infantage.models.label_synthesis.
-    build_label_fields`) in ``cache``, built from ``shared`` when missing or of another
-    version. Returns the keyword arguments of ``generate_label_cohort``."""
+    """Reference mask and label fields
+    (:func:`~bids_infantage.models.label_synthesis.fields.build_label_fields`) in ``cache``,
+    built from ``shared`` when missing or of another version. Returns the keyword arguments
+    of ``generate_label_cohort``."""
     import SimpleITK as sitk
 
     from ..label_synthesis.fields import LABEL_SYNTHESIS_VERSION, build_label_fields
