@@ -8,8 +8,8 @@ import nipype.pipeline.engine as pe
 import pytest
 
 from bids_infantage.cli.parser import get_parser, version_string
+from bids_infantage.cli.progress import LAST_STAGE, ParticipantProgress
 from bids_infantage.models.bundle.resolve import DEFAULT_BUNDLE_SHA256
-from bids_infantage.utils.progress import LAST_STAGE, ParticipantProgress
 
 
 def _step(x):

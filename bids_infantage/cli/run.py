@@ -33,8 +33,8 @@ def run_participant(config, locks: OutputLocks) -> int:
     from ..reports.participant import generate_report
     from ..reports.tables import bids_prefix, sibling_sessions
     from ..utils.bids import chronological_age, collect_sessions, index_dataset
-    from ..utils.progress import ParticipantProgress
     from ..workflows.base import init_bids_infantage_wf, unit_name
+    from .progress import ParticipantProgress
 
     t0 = time.time()
     plugin = config.plugin_settings()
