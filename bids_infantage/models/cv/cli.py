@@ -17,8 +17,6 @@ from .final import predict_external, train_final_bundle
 from .folds import DEFAULTS, TINY, cross_validate, model_label
 from .outputs import _print_table, write_outputs
 
-LOGGER = logging.getLogger("bids_infantage.training")
-
 
 def main(argv=None) -> int:
     """Console script ``bids-infantage-cv``."""

@@ -3,15 +3,12 @@ on the out-of-fold predictions, and its predictions on a labelled external set.
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .folds import _JOB, _job_seed, _map
-
-LOGGER = logging.getLogger("bids_infantage.training")
 
 
 def _final_job(job):

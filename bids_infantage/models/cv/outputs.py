@@ -1,14 +1,11 @@
 """The tables and HTML report of a cross-validation (``cv_*.tsv``, ``cv_report.html``)."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pandas as pd
 
 from .final import external_statistics
-
-LOGGER = logging.getLogger("bids_infantage.training")
 
 
 def _fmt_table(df: pd.DataFrame) -> str:

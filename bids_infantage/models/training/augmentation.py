@@ -3,14 +3,10 @@ CSF painting) and their conversion to tensors with the model input normalization
 """
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from ..transforms import volume_feature
 from .recipes import input_normalization
-
-LOGGER = logging.getLogger("bids_infantage.training")
 
 #: Training data and settings handed to the member-training worker processes (set by
 #: :func:`~.bundle_writer.train_bundle` before the workers fork; read by :func:`~.members._train_job`)

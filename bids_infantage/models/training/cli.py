@@ -12,8 +12,6 @@ from .bundle_writer import train_bundle
 from .calibration import add_template_term, recalibrate_interval
 from .recipes import DEFAULTS, LABEL_RECIPE, TRANSFER_RECIPE
 
-LOGGER = logging.getLogger("bids_infantage.training")
-
 
 def main(argv=None) -> int:
     """Console script ``bids-infantage-train``."""

@@ -3,10 +3,6 @@
 """
 from __future__ import annotations
 
-import logging
-
-LOGGER = logging.getLogger("bids_infantage.training")
-
 DEFAULTS = {
     "n_train": 512,
     "n_val": 96,
