@@ -95,12 +95,9 @@ class LabelInfantGenerator:
         of 1-4 voxels (1.5-6 mm) around the brain, get the cortex's median times U(1.3, 2.2)
         on T2w and U(0.2, 0.6) on T1w (CSF is the brightest tissue on T2w, the darkest on T1w).
         """
-        from scipy.ndimage import binary_dilation
-
         rng = self.rng
         img = np.zeros((2,) + labels.shape, np.float32)
         brain = labels > 0
-        cortex = np.isin(labels, (3, 42))
         group_of = {lab: name for name, labs in GROUPS.items() for lab in labs}
         gfactor = {name: np.exp(rng.normal(0, 0.03, 2)) for name in GROUPS}
         for lab in np.unique(labels[brain]):
@@ -112,6 +109,17 @@ class LabelInfantGenerator:
             fac = gfactor[name] * np.exp(rng.normal(0, 0.04, 2))
             for c in range(2):
                 img[c][sel] = contrast[g, c][sel] * fac[c]
+        return self.finish_paint(img, labels)
+
+    def finish_paint(self, img: np.ndarray, labels: np.ndarray):
+        """Contrast gain about the cortex and CSF painting of :meth:`paint` on tissue
+        intensities ``img`` (2 x label grid, float32, changed in place); returns ``img`` and
+        the brain mask (labels > 0, with the extra-axial shell when drawn)."""
+        from scipy.ndimage import binary_dilation
+
+        rng = self.rng
+        brain = labels > 0
+        cortex = np.isin(labels, (3, 42))
         gm_med = [float(np.median(img[c][cortex])) if cortex.any() else 0.5 for c in range(2)]
         tissue = brain & ~np.isin(labels, GROUPS["csf"])
         for c in range(2):  # contrast gain about the cortex: keeps the sign of each contrast
@@ -127,6 +135,11 @@ class LabelInfantGenerator:
         for c in range(2):
             img[c][csf] = csf_val[c] * np.exp(rng.normal(0, 0.05))
         return img, mask
+
+    def paint_sample(self, index: int, age: float):
+        """T1w, T2w and brain mask of label map ``index`` at ``age`` months on the label grid:
+        :meth:`paint` with the templates' :meth:`contrast_at` (subclasses paint otherwise)."""
+        return self.paint(self.f.labels[index], self.contrast_at(age))
 
     # -- geometry ------------------------------------------------------------------------------
     def _deformation(self):
@@ -186,7 +199,7 @@ class LabelInfantGenerator:
         rng = self.rng
         j = int(rng.integers(len(self.f.labels))) if anatomy is None else int(anatomy)
         labels = self.f.labels[j]
-        img, mask = self.paint(labels, self.contrast_at(age))
+        img, mask = self.paint_sample(j, age)
         for c in range(2):  # texture (sub-voxel structure a label map lacks) and partial volume
             tex = gaussian_filter(rng.normal(0, 1, LABEL_SHAPE).astype(np.float32), rng.uniform(1, 2))
             tex *= rng.uniform(0.0, 0.04) / max(float(tex.std()), 1e-6)
