@@ -18,7 +18,8 @@ LOGGER = logging.getLogger("bids_infantage.synthesis")
 _WORKER: dict = {}
 
 
-def _init_worker(fields_path: str, reference_path: str, masks_tsv: str) -> None:
+def _init_worker(fields_path: str, reference_path: str, masks_tsv: str,
+                 anatomy_path: str | None = None) -> None:
     import SimpleITK as sitk
 
     from ..synthesis.volumes import read_bcp_volumes
@@ -27,6 +28,7 @@ def _init_worker(fields_path: str, reference_path: str, masks_tsv: str) -> None:
     _WORKER["fields"] = LabelFields.load(fields_path)
     _WORKER["ref"] = sitk.ReadImage(reference_path)
     _WORKER["volumes"] = read_bcp_volumes(masks_tsv)
+    _WORKER["anatomy"] = dict(np.load(anatomy_path)) if anatomy_path else None
 
 
 def _make_one(job) -> str:
@@ -36,7 +38,13 @@ def _make_one(job) -> str:
         return str(out)
     from ..synthesis.volumes import volume_norm
 
-    gen = LabelInfantGenerator(_WORKER["fields"], _WORKER["ref"], seed=seed)
+    if _WORKER["anatomy"] is not None:
+        from .milestones import MilestoneInfantGenerator
+
+        gen = MilestoneInfantGenerator(_WORKER["fields"], _WORKER["anatomy"], _WORKER["ref"],
+                                       seed=seed)
+    else:
+        gen = LabelInfantGenerator(_WORKER["fields"], _WORKER["ref"], seed=seed)
     s = gen.sample(age)
     mean, sd = volume_norm(_WORKER["volumes"], float(np.clip(age, 0, 24)))
     volume = mean + sd * float(np.clip(gen.rng.normal(), -2.5, 2.5))
@@ -49,13 +57,17 @@ def _make_one(job) -> str:
 
 
 def generate_label_cohort(out_dir, *, fields_path, reference_path, masks_tsv, n: int, seed: int,
-                          age_range=(0.0, 24.0), nprocs: int = 2, strata: int | None = None):
+                          age_range=(0.0, 24.0), nprocs: int = 2, strata: int | None = None,
+                          anatomy_path=None):
     """``n`` samples of
     :class:`~bids_infantage.models.label_synthesis.generator.LabelInfantGenerator` as
     ``sample-XXXXX.npz`` (the cohort format of :func:`~bids_infantage.models.dataset.load_cohort`;
     ``volume_ml`` drawn from the BCP norm at the age, since the label maps are size-normalized),
-    ages stratified as :func:`~bids_infantage.models.dataset.generate_cohort`. Resumable; records
-    ``generator.json`` and ``preprocessing.json``. Returns the sample paths."""
+    ages stratified as :func:`~bids_infantage.models.dataset.generate_cohort`. With
+    ``anatomy_path`` (an ``.npz`` of :func:`~bids_infantage.models.label_synthesis.milestones.milestone_anatomy`)
+    the samples come from
+    :class:`~bids_infantage.models.label_synthesis.milestones.MilestoneInfantGenerator`.
+    Resumable; records ``generator.json`` and ``preprocessing.json``. Returns the sample paths."""
     import multiprocessing as mp
 
     from ...utils.io import atomic_write_text
@@ -63,8 +75,13 @@ def generate_label_cohort(out_dir, *, fields_path, reference_path, masks_tsv, n:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not any(out_dir.glob("sample-*.npz")):
-        atomic_write_text(out_dir / "generator.json", json.dumps(
-            {"generator": "labels", "label_synthesis_version": LABEL_SYNTHESIS_VERSION}) + "\n")
+        record = {"generator": "labels", "label_synthesis_version": LABEL_SYNTHESIS_VERSION}
+        if anatomy_path:
+            from .milestones import MILESTONE_SYNTHESIS_VERSION
+
+            record.update(generator="milestones",
+                          milestone_synthesis_version=MILESTONE_SYNTHESIS_VERSION)
+        atomic_write_text(out_dir / "generator.json", json.dumps(record) + "\n")
         atomic_write_text(out_dir / "preprocessing.json", json.dumps(
             {"path": "label synthesis in reference space (N4, T1w-T2w rigid and mask "
                      "normalization replaced by their residuals)",
@@ -75,7 +92,8 @@ def generate_label_cohort(out_dir, *, fields_path, reference_path, masks_tsv, n:
     ages = lo + (np.arange(k) + rng.random(k)) * (hi - lo) / k
     rng.shuffle(ages)
     jobs = [(i, float(a), seed * 100003 + i, str(out_dir)) for i, a in enumerate(ages[:n])]
-    init = (str(fields_path), str(reference_path), str(masks_tsv))
+    init = (str(fields_path), str(reference_path), str(masks_tsv),
+            str(anatomy_path) if anatomy_path else None)
     if nprocs <= 1:
         _init_worker(*init)
         return [Path(_make_one(j)) for j in jobs]
