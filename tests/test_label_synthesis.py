@@ -157,3 +157,82 @@ def test_label_recipe_has_its_own_cohorts_and_provenance(tmp_path):
     assert prov["synthesis"] == "bids_infantage.models.label_synthesis"
     assert prov["label_synthesis_version"] == 2 and "infant-asegs" in prov["label_maps"]
     assert _data_provenance(DEFAULTS, tmp_path / "train")["synthesis"] == "bids_infantage.models.synthesis"
+
+
+def test_milestone_maturity_is_a_logistic_that_spreads_with_the_milestone():
+    """maturity(): 0.5 at the midpoint, increasing with age, wider for later milestones."""
+    from bids_infantage.models.label_synthesis.milestones import maturity
+
+    ages = np.linspace(-2, 30, 65)
+    for mid in (0.0, 6.0, 14.0):
+        m = np.array([maturity(a, mid) for a in ages])
+        assert np.all(np.diff(m) >= 0) and m[0] < 0.2 and m[-1] > 0.7
+        assert abs(float(maturity(mid, mid)) - 0.5) < 1e-6
+    # a month past the midpoint moves an early milestone further than a late one
+    assert maturity(2.0, 1.0) > maturity(15.0, 14.0) > 0.5
+
+
+def _phantom_aseg():
+    """A small (X, Y, Z) aseg with both hemispheres' WM, cortex, ventricles, thalamus/caudate and
+    putamen/pallidum, 1.5 mm voxels: enough for define_regions."""
+    lab = np.zeros((48, 56, 44), np.uint8)
+    x, y, z = np.indices(lab.shape)
+    r = np.sqrt(((x - 24) / 21) ** 2 + ((y - 28) / 25) ** 2 + ((z - 22) / 19) ** 2)
+    left = x < 24
+    lab[r < 1.0] = np.where(left, 3, 42)[r < 1.0]
+    lab[r < 0.85] = np.where(left, 2, 41)[r < 0.85]
+    for side, (thal, put, vent) in ((True, (10, 12, 4)), (False, (49, 51, 43))):
+        sx = 19 if side else 29
+        lab[sx - 2:sx + 2, 26:32, 18:22] = thal
+        lab[sx - 7 if side else sx + 3:sx - 3 if side else sx + 7, 26:32, 18:22] = put
+        lab[sx - 2:sx + 2, 24:36, 23:26] = vent
+    return lab
+
+
+def test_milestone_painting_follows_the_order_of_myelination():
+    """MilestoneInfantGenerator.paint_sample on a phantom: white matter is T1w-darker and
+    T2w-brighter than the cortex at birth and the reverse at 24 months; at 6 months the
+    internal capsule has reached T2w-dark contrast before the frontal white matter (central
+    before peripheral), whatever the random draws."""
+    from bids_infantage.maturity.atlas import define_regions
+    from bids_infantage.models.label_synthesis.milestones import MilestoneInfantGenerator
+
+    lab = _phantom_aseg()
+    aff = np.diag([1.5, 1.5, 1.5, 1.0])
+    regions = define_regions(lab, aff)
+    assert (regions == 3).any() and (regions == 8).any(), "phantom lacks capsule or frontal WM"
+    from scipy.ndimage import distance_transform_edt
+
+    depth = distance_transform_edt(~np.isin(lab, (3, 42)), sampling=1.5)
+    gen = MilestoneInfantGenerator.__new__(MilestoneInfantGenerator)
+    gen.f = type("F", (), {"labels": lab.T[None]})()
+    gen.anatomy = {"regions": regions.T[None], "depth_mm": depth.T[None].astype(np.float16)}
+    wm, ctx = np.isin(lab.T, (2, 41)), np.isin(lab.T, (3, 42))
+    capsule, frontal = regions.T == 3, regions.T == 8
+    for seed in range(4):
+        rel = {}
+        for age in (0.0, 6.0, 24.0):
+            gen.rng = np.random.default_rng(seed)
+            img, mask = gen.paint_sample(0, age)
+            assert mask[lab.T > 0].all() and np.all(np.isfinite(img))
+            gm = [np.median(img[c][ctx]) for c in range(2)]
+            rel[age] = {k: [np.median(img[c][sel]) / gm[c] for c in range(2)]
+                        for k, sel in (("wm", wm), ("capsule", capsule), ("frontal", frontal))}
+        assert rel[0]["wm"][0] < 1 < rel[24]["wm"][0], rel
+        assert rel[0]["wm"][1] > 1 > rel[24]["wm"][1], rel
+        assert rel[6]["capsule"][1] < rel[6]["frontal"][1], rel[6]
+
+
+def test_milestone_recipe_has_its_own_cohorts_and_provenance(tmp_path):
+    from bids_infantage.models.training import DEFAULTS, MILESTONE_RECIPE, cohort_dirs
+    from bids_infantage.models.training.cohorts import _data_provenance
+
+    settings = dict(DEFAULTS, **MILESTONE_RECIPE)
+    assert cohort_dirs(tmp_path, settings) == (tmp_path / "milestones-train",
+                                               tmp_path / "milestones-val")
+    (tmp_path / "milestones-train").mkdir()
+    (tmp_path / "milestones-train" / "generator.json").write_text(json.dumps(
+        {"generator": "milestones", "label_synthesis_version": 3, "milestone_synthesis_version": 1}))
+    prov = _data_provenance(settings, tmp_path / "milestones-train")
+    assert prov["synthesis"].endswith("milestones") and prov["milestone_synthesis_version"] == 1
+    assert "Barkovich" in prov["contrast"]

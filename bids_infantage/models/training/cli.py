@@ -10,7 +10,7 @@ from pathlib import Path
 from ..transforms import CONFIGURATIONS
 from .bundle_writer import train_bundle
 from .calibration import add_template_term, recalibrate_interval
-from .recipes import DEFAULTS, LABEL_RECIPE, TRANSFER_RECIPE
+from .recipes import DEFAULTS, LABEL_RECIPE, MILESTONE_RECIPE, TRANSFER_RECIPE
 
 
 def main(argv=None) -> int:
@@ -38,12 +38,13 @@ def main(argv=None) -> int:
     for key in ("n_train", "n_val", "epochs", "members"):
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=None,
                             help=f"default {DEFAULTS[key]}")
-    parser.add_argument("--recipe", choices=["basic", "transfer", "labels"], default="basic",
+    parser.add_argument("--recipe", choices=["basic", "transfer", "labels", "milestones"], default="basic",
                         help="model input and augmentation: basic (99th-percentile intensities, "
                              "brain-volume input), transfer (rank intensities, no volume input, "
                              "contrast augmentation; issue #14) or labels (label-driven "
                              "synthesis from the infant-asegs anatomy, no volume input, "
-                             "contrast augmentation)")
+                             "contrast augmentation) or milestones (the same anatomy, contrast "
+                             "from the published myelination milestones)")
     parser.add_argument("--recalibrate-interval", action="store_true",
                         help="do not train: add the domain-shift term to the intervals of the "
                              "bundle in --out (recalibrate_interval; --n-val samples)")
@@ -69,6 +70,8 @@ def main(argv=None) -> int:
         settings.update(TRANSFER_RECIPE)
     elif args.recipe == "labels":
         settings.update(LABEL_RECIPE)
+    elif args.recipe == "milestones":
+        settings.update(MILESTONE_RECIPE)
     if args.architecture != "multitask":
         settings["architecture"] = args.architecture
     settings.update({k: getattr(args, k) for k in ("n_train", "n_val", "epochs", "members")

@@ -56,7 +56,8 @@ def cohort_dirs(cache: Path, settings: dict) -> tuple[Path, Path]:
     """Folders of the training and validation cohorts in ``cache``: ``train``, ``val`` for the
     template-blend synthesis, ``labels-train``, ``labels-val`` for ``settings["synthesis"]
     == "labels"``."""
-    prefix = "labels-" if settings.get("synthesis") == "labels" else ""
+    synthesis = settings.get("synthesis")
+    prefix = f"{synthesis}-" if synthesis in ("labels", "milestones") else ""
     return Path(cache) / f"{prefix}train", Path(cache) / f"{prefix}val"
 
 
@@ -82,16 +83,31 @@ def ensure_label_fields(cache: Path, shared: Path) -> dict:
                 masks_tsv=Path(shared) / "bcp-brainmasks" / "masks.tsv")
 
 
+def ensure_milestone_anatomy(cache: Path, fields_path: Path) -> Path:
+    """``milestone-anatomy.npz`` in ``cache``
+    (:func:`~bids_infantage.models.label_synthesis.milestones.milestone_anatomy` of the label
+    fields), built when missing or older than the fields. Returns its path."""
+    from ..label_synthesis.fields import LabelFields
+    from ..label_synthesis.milestones import milestone_anatomy
+
+    path = Path(cache) / "milestone-anatomy.npz"
+    if not path.exists() or path.stat().st_mtime < Path(fields_path).stat().st_mtime:
+        np.savez_compressed(path, **milestone_anatomy(LabelFields.load(fields_path)))
+    return path
+
+
 def build_data(cache: Path, shared: Path, settings: dict, nprocs: int) -> tuple[dict, dict]:
     """Reference, atlas (or label fields) and the synthetic cohorts (cached)."""
     from ..dataset import generate_cohort, load_cohort
 
     strata = settings.get("age_strata") or {}
     train_dir, val_dir = cohort_dirs(cache, settings)
-    if settings.get("synthesis") == "labels":
+    if settings.get("synthesis") in ("labels", "milestones"):
         from ..label_synthesis.cohort import generate_label_cohort
 
         kw = dict(ensure_label_fields(cache, shared), nprocs=nprocs)
+        if settings.get("synthesis") == "milestones":
+            kw["anatomy_path"] = ensure_milestone_anatomy(cache, kw["fields_path"])
         val = generate_label_cohort(val_dir, n=settings["n_val"], seed=settings["seed_val"],
                                     strata=strata.get("val"), **kw)
         train = generate_label_cohort(train_dir, n=settings["n_train"],
@@ -113,11 +129,17 @@ def _data_provenance(settings: dict, train_dir: Path) -> dict:
     out = {"templates": "tpl-BMEXInfant cohorts 1-5 (0, 6, 9, 12, 24 months), MIT, "
                         "DBC-Lab/Brain_MRI_Enhancement b47e31f",
            "brain_volumes": "206 BCP brain masks (masks.tsv), MIT"}
-    if settings.get("synthesis") == "labels":
+    if settings.get("synthesis") in ("labels", "milestones"):
         out.update({"label_maps": "infant-asegs: aseg label maps of 12 single infants "
                                   "(0-38 months), Apache-2.0",
                     "synthesis": "bids_infantage.models.label_synthesis",
                     "label_synthesis_version": generator.get("label_synthesis_version")})
+        if settings.get("synthesis") == "milestones":
+            out.update({"templates": "tpl-BMEXInfant: the reference brain mask only",
+                        "contrast": "published myelination milestones (Barkovich et al. 1988)",
+                        "synthesis": "bids_infantage.models.label_synthesis.milestones",
+                        "milestone_synthesis_version":
+                            generator.get("milestone_synthesis_version")})
     else:
         out.update({"synthesis": "bids_infantage.models.synthesis",
                     "synthesis_atlas_version": generator.get("atlas_version", 1)})

@@ -36,6 +36,15 @@ LABEL_RECIPE = {
     "input": {"volume_feature": "none", "augment": "contrast"},
 }
 
+#: Milestone-driven label synthesis (issue #14;
+#: :mod:`bids_infantage.models.label_synthesis.milestones`): anatomy of the 12 real infants,
+#: contrast from the published myelination milestones (no template intensities), inputs as
+#: :data:`LABEL_RECIPE`
+MILESTONE_RECIPE = {
+    "synthesis": "milestones",
+    "input": {"volume_feature": "none", "augment": "contrast"},
+}
+
 
 def input_normalization(settings: dict) -> dict:
     """The ``normalization`` record of a bundle trained with ``settings``.
