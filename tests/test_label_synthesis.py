@@ -139,6 +139,12 @@ def test_label_cohort_is_loadable_resumable_and_records_its_generator(small_fiel
     again = generate_label_cohort(tmp_path / "c", n=3, strata=4, **kw)
     assert again[:2] == paths and [p.stat().st_mtime_ns for p in paths] == before
     assert np.isclose(load_cohort(again)["age"][:2], cohort["age"]).all()
+    # a cache of another synthesis is refused, in one line, and left as it was
+    from bids_infantage.utils.errors import InputError
+
+    with pytest.raises(InputError, match="delete the folder or use another --cache-dir"):
+        generate_label_cohort(tmp_path / "c", n=3, strata=4, anatomy_path=out / "none.npz", **kw)
+    assert [p.stat().st_mtime_ns for p in paths] == before
 
 
 def test_label_recipe_has_its_own_cohorts_and_provenance(tmp_path):

@@ -67,20 +67,33 @@ def generate_label_cohort(out_dir, *, fields_path, reference_path, masks_tsv, n:
     ``anatomy_path`` (an ``.npz`` of :func:`~bids_infantage.models.label_synthesis.milestones.milestone_anatomy`)
     the samples come from
     :class:`~bids_infantage.models.label_synthesis.milestones.MilestoneInfantGenerator`.
-    Resumable; records ``generator.json`` and ``preprocessing.json``. Returns the sample paths."""
+    Resumable; records ``generator.json`` and ``preprocessing.json``. Returns the sample paths.
+
+    Raises
+    ------
+    bids_infantage.utils.errors.InputError
+        ``out_dir`` holds samples of another generator or synthesis version."""
     import multiprocessing as mp
 
     from ...utils.io import atomic_write_text
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if not any(out_dir.glob("sample-*.npz")):
-        record = {"generator": "labels", "label_synthesis_version": LABEL_SYNTHESIS_VERSION}
-        if anatomy_path:
-            from .milestones import MILESTONE_SYNTHESIS_VERSION
+    record = {"generator": "labels", "label_synthesis_version": LABEL_SYNTHESIS_VERSION}
+    if anatomy_path:
+        from .milestones import MILESTONE_SYNTHESIS_VERSION
 
-            record.update(generator="milestones",
-                          milestone_synthesis_version=MILESTONE_SYNTHESIS_VERSION)
+        record.update(generator="milestones",
+                      milestone_synthesis_version=MILESTONE_SYNTHESIS_VERSION)
+    if any(out_dir.glob("sample-*.npz")):  # resuming: the samples must be this synthesis'
+        stored = out_dir / "generator.json"
+        old = json.loads(stored.read_text()) if stored.exists() else {}
+        if {k: old.get(k) for k in record} != record:
+            from ...utils.errors import InputError
+
+            raise InputError(f"{out_dir}: its samples were made by {old or 'an unknown generator'}, "
+                             f"not {record}; delete the folder or use another --cache-dir")
+    else:
         atomic_write_text(out_dir / "generator.json", json.dumps(record) + "\n")
         atomic_write_text(out_dir / "preprocessing.json", json.dumps(
             {"path": "label synthesis in reference space (N4, T1w-T2w rigid and mask "

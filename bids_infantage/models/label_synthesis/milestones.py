@@ -34,7 +34,7 @@ from .generator import GROUPS, LabelInfantGenerator
 LOGGER = logging.getLogger("bids_infantage.synthesis")
 
 #: Version of the milestone synthesis, recorded with each cohort
-MILESTONE_SYNTHESIS_VERSION = 1
+MILESTONE_SYNTHESIS_VERSION = 2
 
 #: Region -> (T1w, T2w) midpoint (months) of the change from unmyelinated to myelinated
 #: contrast. Barkovich et al. (Radiology 1988, table 1: age at which the change appears):
@@ -65,9 +65,13 @@ PERIPHERAL_REGIONS = ("centrum_semiovale", "frontal_wm", "parietal_wm", "occipit
                       "temporal_wm")
 #: Ranges of the white matter's intensity relative to the cortex, unmyelinated and myelinated,
 #: (T1w, T2w): unmyelinated white matter is T1w-darker and T2w-brighter than the cortex,
-#: myelinated white matter the reverse (Barkovich 2000)
-UNMYELINATED = ((0.78, 0.93), (1.08, 1.35))
-MYELINATED = ((1.08, 1.30), (0.62, 0.85))
+#: myelinated white matter the reverse (Barkovich 2000). Version 2 widened both towards weaker
+#: contrast (version 1: unmyelinated (0.78-0.93, 1.08-1.35), myelinated (1.08-1.30,
+#: 0.62-0.85)): on the BMEXInfant templates at the model input's 3 mm, neonatal white matter
+#: is nearly isointense to the cortex (centrum semiovale 1.01 / 1.01), and version 1's
+#: neonates were far more contrasted (0.92 / 1.12), so real neonates read as 6-10 months.
+UNMYELINATED = ((0.80, 1.01), (0.99, 1.30))
+MYELINATED = ((1.08, 1.35), (0.55, 0.85))
 
 
 def maturity(age, midpoint, scale=None):

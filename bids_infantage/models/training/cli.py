@@ -5,8 +5,10 @@ import argparse
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 
+from ...utils.errors import InputError
 from ..transforms import CONFIGURATIONS
 from .bundle_writer import train_bundle
 from .calibration import add_template_term, recalibrate_interval
@@ -76,8 +78,12 @@ def main(argv=None) -> int:
         settings["architecture"] = args.architecture
     settings.update({k: getattr(args, k) for k in ("n_train", "n_val", "epochs", "members")
                      if getattr(args, k) is not None})
-    bundle = train_bundle(args.out, args.cache_dir, args.shared, configs=args.configs,
-                          settings=settings, nprocs=args.nprocs, name=name)
+    try:
+        bundle = train_bundle(args.out, args.cache_dir, args.shared, configs=args.configs,
+                              settings=settings, nprocs=args.nprocs, name=name)
+    except InputError as err:  # e.g. a cache of another synthesis version
+        print(f"bids-infantage-train: error: {err}", file=sys.stderr)
+        return 2
     print(json.dumps({c: v["calibration"]["val_mae_months"]
                       for c, v in bundle["configurations"].items()}, indent=1))
     return 0
