@@ -46,8 +46,7 @@ from .members import (
     save_member,
     train_member,
 )
-from .recipes import (DEFAULTS, LABEL_RECIPE, MILESTONE_RECIPE, TRANSFER_RECIPE,
-                      input_normalization)
+from .recipes import DEFAULTS, LABEL_RECIPE, MILESTONE_RECIPE, TRANSFER_RECIPE, input_normalization
 
 __all__ = [
     "BUNDLE_ARCHITECTURES", "DEFAULTS", "LABEL_RECIPE", "MILESTONE_RECIPE", "SHIFT_BANDS",
