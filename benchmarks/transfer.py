@@ -52,7 +52,8 @@ Usage::
 probe inputs (``inputs/<reference mask sha256>/``, shared by every bundle with that reference):
 a rerun only computes what is missing, and a second bundle only predicts; delete ``--out``
 after changing preprocessing code. ``--cli-only`` stops after part (a); ``--images`` and
-``--probes`` restrict part (b) (the CLI table always covers the five UNC templates). ``--quick``: 2 configurations,
+``--probes`` restrict part (b) (the CLI table always covers the five UNC templates; ``--probes``
+with no name: no probes, so (b) and (c) give the unprobed ages and the MAE per family). ``--quick``: 2 configurations,
 5 probes, one image per family (a smoke run, 10 min on one core). Full run from scratch: 100 min on
 one core (the CLI part 10 min, 120 in-process preprocessings 30-60 s each).
 """
@@ -403,7 +404,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="smoke run: fewer configurations, probes, images")
     p.add_argument("--cli-only", action="store_true", help="part (a) only: the UNC table")
     p.add_argument("--images", nargs="+", help="in-process images (default all: unc-00 ... demo-m24)")
-    p.add_argument("--probes", nargs="+", choices=list(PROBES), help="probes (default all)")
+    p.add_argument("--probes", nargs="*", choices=list(PROBES),
+                   help="probes (default all; none given: unprobed predictions only)")
     args = p.parse_args(argv)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"):
         os.environ.setdefault(var, "1")
@@ -421,7 +423,7 @@ def main(argv=None) -> int:
     probes = QUICK["probes"] if args.quick else list(PROBES)
     imgs = images(shared)
     names = args.images or (QUICK["images"] if args.quick else list(imgs))
-    if args.probes:
+    if args.probes is not None:
         probes = args.probes
     unc = [n for n in (QUICK["images"] if args.quick else imgs) if imgs[n]["family"] == "UNC"]  # CLI
     out = args.out / bundle.sha256[:12]
