@@ -24,14 +24,10 @@ issue #14, not the shipped model's synthesis.
 """
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from .fields import LABEL_SPACING_MM, LabelFields
 from .generator import GROUPS, LabelInfantGenerator
-
-LOGGER = logging.getLogger("bids_infantage.synthesis")
 
 #: Version of the milestone synthesis, recorded with each cohort
 MILESTONE_SYNTHESIS_VERSION = 2
@@ -148,7 +144,7 @@ class MilestoneInfantGenerator(LabelInfantGenerator):
         months: cortex 1, white matter between :data:`UNMYELINATED` and :data:`MYELINATED`
         by each region's :func:`maturity`, deep grey matter slightly T1w-brighter and
         T2w-darker with age, then the contrast gain and CSF of the base class."""
-        from ...maturity.atlas import REGIONS
+        from ...maturity.atlas import CORTEX, REGIONS
 
         rng = self.rng
         labels = self.f.labels[index]
@@ -182,7 +178,7 @@ class MilestoneInfantGenerator(LabelInfantGenerator):
                 if name == "brainstem":  # nuclei and tracts mixed at this scale
                     value = 1 + 0.7 * (value - 1)
                 img[c][sel] = value * np.exp(rng.normal(0, 0.03))
+        other = tissue & ~deep & (regions == 0) & ~np.isin(labels, CORTEX)
         for c in range(2):  # grey-matter labels other than the cortex vary a little
-            other = tissue & ~deep & (regions == 0) & ~np.isin(labels, (3, 42))
             img[c][other] *= np.exp(rng.normal(0, 0.04))
         return self.finish_paint(img, labels)

@@ -55,7 +55,7 @@ def ensure_generator(cache: Path, shared: Path) -> dict:
 def cohort_dirs(cache: Path, settings: dict) -> tuple[Path, Path]:
     """Folders of the training and validation cohorts in ``cache``: ``train``, ``val`` for the
     template-blend synthesis, ``labels-train``, ``labels-val`` for ``settings["synthesis"]
-    == "labels"``."""
+    == "labels"``, ``milestones-train``, ``milestones-val`` for ``"milestones"``."""
     synthesis = settings.get("synthesis")
     prefix = f"{synthesis}-" if synthesis in ("labels", "milestones") else ""
     return Path(cache) / f"{prefix}train", Path(cache) / f"{prefix}val"
