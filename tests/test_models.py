@@ -704,3 +704,40 @@ def test_wada2019_bundle_predicts_with_its_age_ranges(tmp_path):
                         normalization_dice=0.95).run(cwd=str(tmp_path))
     header = open(res.outputs.out_file).readline().rstrip("\n").split("\t")
     assert header[-3:] == list(WADA_COLUMNS)
+
+
+def test_mean_max_pooling_sees_strength_and_round_trips(tmp_path):
+    """``pooling="mean+max"`` (issue #14): twice the features; an input whose bright spot is
+    stronger changes the max features although every stage's instance normalization leaves
+    the mean features nearly as they were; a bundle records the pooling and loads it."""
+    import torch
+
+    from bids_infantage.models.bundle.model_bundle import ModelBundle
+    from bids_infantage.models.bundle.resolve import resolve_bundle
+    from bids_infantage.models.nets.multitask_agenet import MultiTaskAgeNet
+    from bids_infantage.models.training import build_network, calibrate, predict_members, write_bundle
+
+    with pytest.raises(ValueError, match="pooling"):
+        MultiTaskAgeNet(in_channels=1, pooling="median")
+    torch.manual_seed(0)
+    net = MultiTaskAgeNet(in_channels=1, pooling="mean+max").eval()
+    assert net.n_features == 2 * MultiTaskAgeNet(in_channels=1).n_features
+    x = torch.rand(2, 1, 64, 64, 64) * 0.1
+    x[:, :, 28:36, 28:36, 28:36] += torch.tensor([0.5, 2.0])[:, None, None, None, None]
+    with torch.no_grad():
+        f = net(x, torch.zeros(2, 1))["features"]
+    half = net.n_features // 2
+    assert (f[0, half:] - f[1, half:]).abs().max() > (f[0, :half] - f[1, :half]).abs().max()
+
+    nets = [build_network("multitask", "t1w", [8, 16, 32, 48], pooling="mean+max").eval()]
+    val = _tiny_cohort(16, seed=1)
+    means, vars_, feats = predict_members(nets, val, "t1w")
+    meta = write_bundle(tmp_path / "pooled", {"t1w": nets}, {"t1w": calibrate(means, vars_, feats, val["age"])},
+                        settings=dict(DEFAULTS_FOR_TEST, channels=[8, 16, 32, 48], pooling="mean+max"),
+                        name="pooled", reference_mask=resolve_bundle(None) / "reference_mask.nii.gz",
+                        volume_norms={"0": [500.0, 60.0], "24": [1150.0, 110.0]},
+                        data_provenance={"test": True})
+    assert meta["architecture_kwargs"]["pooling"] == "mean+max"
+    got = ModelBundle(tmp_path / "pooled").predict(val["image"][0], float(val["volume_ml"][0]), "t1w",
+                                                   saliency=False)
+    assert got["members"][0] == pytest.approx(float(means[0][0]), abs=1e-3)  # same network back

@@ -36,6 +36,11 @@ class MultiTaskAgeNet(nn.Module):
         hidden: width of the age MLP.
         dropout: dropout before the age output.
         age_scale: ages (months) are predicted as ``age_scale * output``.
+        pooling: ``"mean"`` (global average of each stage's features) or ``"mean+max"``
+            (global average and global maximum, twice the features). Each stage ends in
+            instance normalization, after which a feature's global average depends only on the
+            shape of its distribution; the maximum also says how strongly it fires, which a
+            weak single-contrast signal (T1w or T2w alone) needs (issue #14).
 
     Inputs:
         x: (B, in_channels, 64, 64, 64) standardized images in reference space.
@@ -61,15 +66,19 @@ class MultiTaskAgeNet(nn.Module):
         hidden: int = 64,
         dropout: float = 0.1,
         age_scale: float = 24.0,
+        pooling: str = "mean",
     ) -> None:
         super().__init__()
+        if pooling not in ("mean", "mean+max"):
+            raise ValueError(f"pooling {pooling!r}: use 'mean' or 'mean+max'")
+        self.pooling = pooling
         c1, c2, c3, c4 = channels
         self.age_scale = age_scale
         self.stage1 = _block(in_channels, c1, 2)  # 32^3
         self.stage2 = nn.Sequential(_block(c1, c2, 2), _block(c2, c2, 1))  # 16^3
         self.stage3 = nn.Sequential(_block(c2, c3, 2), _block(c3, c3, 1))  # 8^3
         self.stage4 = nn.Sequential(_block(c3, c4, 2), _block(c4, c4, 1))  # 4^3
-        n_feat = c2 + c3 + c4
+        n_feat = (c2 + c3 + c4) * (2 if pooling == "mean+max" else 1)
         self.n_features = n_feat
         self.age_head = nn.Sequential(
             nn.Linear(n_feat + n_scalars, hidden),
@@ -87,7 +96,10 @@ class MultiTaskAgeNet(nn.Module):
         f2 = self.stage2(self.stage1(x))
         f3 = self.stage3(f2)
         f4 = self.stage4(f3)
-        feats = torch.cat([f.mean(dim=(2, 3, 4)) for f in (f2, f3, f4)], dim=1)
+        pooled = [f.mean(dim=(2, 3, 4)) for f in (f2, f3, f4)]
+        if self.pooling == "mean+max":
+            pooled += [f.amax(dim=(2, 3, 4)) for f in (f2, f3, f4)]
+        feats = torch.cat(pooled, dim=1)
         out = self.age_head(torch.cat([feats, scalars], dim=1))
         return {
             "age": out[:, 0] * self.age_scale,

@@ -71,7 +71,7 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
     for config in configs:
         nets = members_from_states(
             config, [st for (cfg, _), (st, _) in zip(jobs, states) if cfg == config],
-            settings["channels"], architecture)
+            settings["channels"], architecture, settings.get("pooling", "mean"))
         means, vars_, feats, perturbed = validation_predictions(
             nets, val, config, settings,
             perturbed=(settings.get("input") or {}).get("augment") == "contrast")
@@ -104,8 +104,10 @@ def _architecture_record(settings: dict) -> dict:
     """``architecture`` and ``architecture_kwargs`` of a bundle trained with ``settings``."""
     architecture = settings.get("architecture", "multitask")
     if architecture == "multitask":
-        return {"architecture": "MultiTaskAgeNet",
-                "architecture_kwargs": {"channels": settings["channels"]}}
+        kwargs = {"channels": settings["channels"]}
+        if settings.get("pooling", "mean") != "mean":  # older bundles: mean pooling, no key
+            kwargs["pooling"] = settings["pooling"]
+        return {"architecture": "MultiTaskAgeNet", "architecture_kwargs": kwargs}
     from ..nets.wada2d import load_levels
 
     return {"architecture": BUNDLE_ARCHITECTURES[architecture],

@@ -18,11 +18,11 @@ from .augmentation import _JOB_DATA, _batch_tensors
 LOGGER = logging.getLogger("bids_infantage.training")
 
 
-def build_network(architecture: str, config: str, channels=None):
+def build_network(architecture: str, config: str, channels=None, pooling: str = "mean"):
     """A fresh network for an input configuration.
 
     ``multitask``: :class:`~bids_infantage.models.nets.multitask_agenet.MultiTaskAgeNet`
-    (3D, Park et al. 2026); ``wada``: :class:`~bids_infantage.models.nets.wada2d.WadaLevelNet`
+    (3D, Park et al. 2026; ``pooling`` as there); ``wada``: :class:`~bids_infantage.models.nets.wada2d.WadaLevelNet`
     (five axial levels, Wada et al. 2019); ``wada2019``: their 0-16 / 8-24 month ensemble of
     two of those (:class:`~bids_infantage.models.nets.wada2d.WadaAgeRangeEnsemble`).
 
@@ -35,7 +35,8 @@ def build_network(architecture: str, config: str, channels=None):
     if architecture == "multitask":
         from ..nets.multitask_agenet import MultiTaskAgeNet
 
-        return MultiTaskAgeNet(in_channels=n_in, **({"channels": channels} if channels else {}))
+        return MultiTaskAgeNet(in_channels=n_in, pooling=pooling,
+                               **({"channels": channels} if channels else {}))
     if architecture == "wada":
         from ..nets.wada2d import WadaLevelNet
 
@@ -47,11 +48,12 @@ def build_network(architecture: str, config: str, channels=None):
     raise ValueError(f"unknown architecture {architecture!r}: use multitask, wada or wada2019")
 
 
-def members_from_states(config: str, states, channels, architecture: str = "multitask") -> list:
+def members_from_states(config: str, states, channels, architecture: str = "multitask",
+                        pooling: str = "mean") -> list:
     """Ensemble members (eval mode) of a configuration from their trained state dicts."""
     nets = []
     for state in states:
-        net = build_network(architecture, config, channels)
+        net = build_network(architecture, config, channels, pooling)
         net.load_state_dict(state)
         net.eval()
         nets.append(net)
@@ -101,7 +103,7 @@ def train_member(data, config: str, seed: int, *, epochs: int, batch_size: int, 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     chans = list(CONFIGURATIONS[config])
-    net = build_network(architecture, config, channels)
+    net = build_network(architecture, config, channels, (settings or {}).get("pooling", "mean"))
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     n = len(data["age"])
     if n == 0:
