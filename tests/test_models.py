@@ -741,3 +741,39 @@ def test_mean_max_pooling_sees_strength_and_round_trips(tmp_path):
     got = ModelBundle(tmp_path / "pooled").predict(val["image"][0], float(val["volume_ml"][0]), "t1w",
                                                    saliency=False)
     assert got["members"][0] == pytest.approx(float(means[0][0]), abs=1e-3)  # same network back
+
+
+def test_training_settings_file_merges_over_the_recipe_and_sets_the_gamma_width(tmp_path, capsys):
+    """``bids-infantage-train --settings`` merges a JSON object over the recipe (``input`` key
+    by key), changes the members' fingerprint, and refuses a file that is not a JSON object
+    with a one-line error; ``input.gamma_sd`` sets the width of the training gamma."""
+    from bids_infantage.models.training import DEFAULTS, MILESTONE_RECIPE, member_fingerprint
+    from bids_infantage.models.training import main as train_main
+    from bids_infantage.models.training.augmentation import _augment
+    from bids_infantage.models.training.cli import merge_settings
+
+    recipe = dict(DEFAULTS, **MILESTONE_RECIPE)
+    extra = tmp_path / "settings.json"
+    extra.write_text(json.dumps({"input": {"gamma_sd": 0.2}, "lr": 1e-3}))
+    merged = merge_settings(recipe, extra)
+    assert merged["input"] == dict(MILESTONE_RECIPE["input"], gamma_sd=0.2)
+    assert merged["lr"] == 1e-3 and merged["pooling"] == "mean+max"
+    assert MILESTONE_RECIPE["input"].get("gamma_sd") is None  # the recipe itself is untouched
+    assert member_fingerprint(merged, None) != member_fingerprint(recipe, None)
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    assert train_main(["--settings", str(bad), "--out", str(tmp_path / "b"),
+                       "--cache-dir", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bad.json" in err and "JSON object" in err
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+    # same draws (same seed), only the gamma's width differs: the spread of 0.5 ** gamma grows
+    x = np.full((200, 1, 2, 2, 2), 0.5, np.float32)
+    spread = {}
+    for sd in (0.0, 0.08, 0.2):
+        rng = np.random.default_rng(0)
+        out = np.stack([_augment(x[i:i + 1] * 1, np.ones(1), rng, gamma_sd=sd)[0][0] for i in range(20)])
+        spread[sd] = float(np.std(out))
+    assert spread[0.0] < spread[0.08] < spread[0.2]

@@ -50,9 +50,10 @@ def paint_csf(x, channels, ventricles, rng):
     return x
 
 
-def _augment(x, vol, rng, contrast: bool = False, channels=None, ventricles=None):
-    """On-the-fly augmentation of a batch (numpy): L-R flip, shift, per-channel gamma and
-    scale, noise, brain-volume jitter (+-3%).
+def _augment(x, vol, rng, contrast: bool = False, channels=None, ventricles=None,
+             gamma_sd: float = 0.08):
+    """On-the-fly augmentation of a batch (numpy): L-R flip, shift, per-channel gamma
+    (``exp(N(0, gamma_sd))``) and scale, noise, brain-volume jitter (+-3%).
 
     ``contrast=True`` (the transfer recipe, issue #14) adds what separates one template
     family, scanner or single scan from another at the same age: Gaussian blur (sigma up to
@@ -88,7 +89,7 @@ def _augment(x, vol, rng, contrast: bool = False, channels=None, ventricles=None
                 x[i, c] = np.clip(ch, 1e-3, None) * mask
         for c in range(x.shape[1]):
             m = x[i, c] > 0
-            x[i, c][m] = np.clip(x[i, c][m], 0, None) ** np.exp(rng.normal(0, 0.08)) * rng.uniform(0.92, 1.08)
+            x[i, c][m] = np.clip(x[i, c][m], 0, None) ** np.exp(rng.normal(0, gamma_sd)) * rng.uniform(0.92, 1.08)
         x[i] += (rng.normal(0, rng.uniform(0, 0.03), x[i].shape) * (x[i] > 0)).astype(x.dtype)
     vol = vol * np.exp(rng.normal(0, 0.2 if contrast else 0.03, vol.shape))
     return np.ascontiguousarray(x), vol
@@ -105,7 +106,8 @@ def _batch_tensors(images, vols, idx, channels, rng=None, settings: dict | None 
     v = vols[idx].astype(np.float64)
     if rng is not None:
         x, v = _augment(x, v, rng, contrast=spec.get("augment") == "contrast", channels=channels,
-                        ventricles=_JOB_DATA.get("ventricles") if spec.get("csf") else None)
+                        ventricles=_JOB_DATA.get("ventricles") if spec.get("csf") else None,
+                        gamma_sd=float(spec.get("gamma_sd", 0.08)))
     if norm["intensity"].startswith("rank"):
         x = np.stack([model_input(xi, norm) for xi in x])
     if norm["volume_feature"] == "none":

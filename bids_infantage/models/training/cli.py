@@ -47,6 +47,10 @@ def main(argv=None) -> int:
                              "synthesis from the infant-asegs anatomy, no volume input, "
                              "contrast augmentation) or milestones (the same anatomy, contrast "
                              "from the published myelination milestones)")
+    parser.add_argument("--settings", type=Path, default=None, metavar="JSON",
+                        help="a JSON object merged over the recipe's training settings (its "
+                             "\"input\" record key by key), e.g. {\"input\": {\"gamma_sd\": 0.2}} "
+                             "or {\"lr\": 1e-3}; the members' cache fingerprint follows it")
     parser.add_argument("--recalibrate-interval", action="store_true",
                         help="do not train: add the domain-shift term to the intervals of the "
                              "bundle in --out (recalibrate_interval; --n-val samples)")
@@ -78,6 +82,12 @@ def main(argv=None) -> int:
         settings["architecture"] = args.architecture
     settings.update({k: getattr(args, k) for k in ("n_train", "n_val", "epochs", "members")
                      if getattr(args, k) is not None})
+    if args.settings is not None:
+        try:
+            settings = merge_settings(settings, args.settings)
+        except InputError as err:
+            print(f"bids-infantage-train: error: {err}", file=sys.stderr)
+            return 2
     try:
         bundle = train_bundle(args.out, args.cache_dir, args.shared, configs=args.configs,
                               settings=settings, nprocs=args.nprocs, name=name)
@@ -87,6 +97,33 @@ def main(argv=None) -> int:
     print(json.dumps({c: v["calibration"]["val_mae_months"]
                       for c, v in bundle["configurations"].items()}, indent=1))
     return 0
+
+
+def merge_settings(settings: dict, path: Path) -> dict:
+    """``settings`` with the JSON object in ``path`` merged over it: top-level keys replace
+    the recipe's, except ``"input"``, which is merged key by key (so that
+    ``{"input": {"gamma_sd": 0.2}}`` keeps the recipe's intensity and size inputs).
+
+    Raises
+    ------
+    InputError
+        The file cannot be read, is not JSON, or is not a JSON object.
+    """
+    try:
+        extra = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(f"{path}: cannot read the training settings ({err}); "
+                         "give a JSON object, e.g. {\"lr\": 1e-3}") from None
+    if not isinstance(extra, dict):
+        raise InputError(f"{path}: the training settings must be a JSON object, "
+                         "e.g. {\"lr\": 1e-3}")
+    merged = dict(settings)
+    for key, value in extra.items():
+        if key == "input" and isinstance(value, dict):
+            merged["input"] = {**(settings.get("input") or {}), **value}
+        else:
+            merged[key] = value
+    return merged
 
 
 if __name__ == "__main__":

@@ -59,7 +59,8 @@ def input_normalization(settings: dict) -> dict:
     stack), ``rank_erode_voxels``, ``volume_feature`` ``"log"`` (default) or ``"none"`` (the
     network's size input held at 0), ``augment`` ``"basic"`` or ``"contrast"``
     (see :func:`_augment`), ``csf`` (bool: :func:`paint_csf` with the ventricles of the real
-    ``infant-asegs``).
+    ``infant-asegs``), ``gamma_sd`` (SD of the log of the per-channel gamma drawn by the
+    training augmentation; default 0.08, i.e. gamma about 0.85-1.17).
     """
     spec = settings.get("input") or {}
     norm = {"intensity": "p99 in brain mask, clip [0, 1.5]",
