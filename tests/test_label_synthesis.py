@@ -145,6 +145,13 @@ def test_label_cohort_is_loadable_resumable_and_records_its_generator(small_fiel
     with pytest.raises(InputError, match="delete the folder or use another --cache-dir"):
         generate_label_cohort(tmp_path / "c", n=3, strata=4, anatomy_path=out / "none.npz", **kw)
     assert [p.stat().st_mtime_ns for p in paths] == before
+    # another age range: ages inside it, recorded, and not resumed as a 0-24-month cohort
+    older = load_cohort(generate_label_cohort(tmp_path / "o", n=2, strata=4, age_range=(24, 30), **kw))
+    assert np.all((older["age"] > 24) & (older["age"] <= 30)), older["age"]
+    assert cohort_generator(tmp_path / "o")["age_range_months"] == [24.0, 30.0]
+    assert "age_range_months" not in cohort_generator(tmp_path / "c")
+    with pytest.raises(InputError, match="delete the folder or use another --cache-dir"):
+        generate_label_cohort(tmp_path / "o", n=3, strata=4, **kw)
 
 
 def test_label_recipe_has_its_own_cohorts_and_provenance(tmp_path):
@@ -242,4 +249,26 @@ def test_milestone_recipe_has_its_own_cohorts_and_provenance(tmp_path):
         {"generator": "milestones", "label_synthesis_version": 3, "milestone_synthesis_version": 1}))
     prov = _data_provenance(settings, tmp_path / "milestones-train")
     assert prov["synthesis"].endswith("milestones") and prov["milestone_synthesis_version"] == 1
-    assert "Barkovich" in prov["contrast"]
+    assert "Barkovich" in prov["contrast"] and "training_ages_months" not in prov
+
+
+def test_training_age_range_has_its_own_cohorts_and_is_checked(tmp_path):
+    """Samples beyond 24 months (``training_age_range_months``) go to their own cohort folders
+    and into the bundle's provenance; a bad range, or one the template-blend synthesis cannot
+    make, is refused in one line before anything is written."""
+    from bids_infantage.models.training import DEFAULTS, MILESTONE_RECIPE, build_data, cohort_dirs
+    from bids_infantage.models.training.cohorts import _data_provenance, training_age_range
+    from bids_infantage.utils.errors import InputError
+
+    settings = dict(DEFAULTS, **MILESTONE_RECIPE, training_age_range_months=[0, 30])
+    assert training_age_range(settings) == (0.0, 30.0)
+    assert training_age_range(dict(DEFAULTS, **MILESTONE_RECIPE)) == (0.0, 24.0)
+    assert cohort_dirs(tmp_path, settings) == (tmp_path / "milestones-ages0-30-train",
+                                               tmp_path / "milestones-ages0-30-val")
+    assert _data_provenance(settings, tmp_path / "none")["training_ages_months"] == [0.0, 30.0]
+    for bad in ([30, 0], [0, 60], "0-30", [0]):
+        with pytest.raises(InputError, match="training_age_range_months"):
+            training_age_range(dict(settings, training_age_range_months=bad))
+    with pytest.raises(InputError, match="template-blend synthesis"):
+        build_data(tmp_path, tmp_path / "no-shared", dict(DEFAULTS, training_age_range_months=[0, 30]), 1)
+    assert list(tmp_path.iterdir()) == []

@@ -63,7 +63,8 @@ def generate_label_cohort(out_dir, *, fields_path, reference_path, masks_tsv, n:
     :class:`~bids_infantage.models.label_synthesis.generator.LabelInfantGenerator` as
     ``sample-XXXXX.npz`` (the cohort format of :func:`~bids_infantage.models.dataset.load_cohort`;
     ``volume_ml`` drawn from the BCP norm at the age, since the label maps are size-normalized),
-    ages stratified as :func:`~bids_infantage.models.dataset.generate_cohort`. With
+    ages stratified as :func:`~bids_infantage.models.dataset.generate_cohort` over
+    ``age_range`` (months; recorded in ``generator.json`` unless 0-24). With
     ``anatomy_path`` (an ``.npz`` of :func:`~bids_infantage.models.label_synthesis.milestones.milestone_anatomy`)
     the samples come from
     :class:`~bids_infantage.models.label_synthesis.milestones.MilestoneInfantGenerator`.
@@ -80,6 +81,8 @@ def generate_label_cohort(out_dir, *, fields_path, reference_path, masks_tsv, n:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     record = {"generator": "labels", "label_synthesis_version": LABEL_SYNTHESIS_VERSION}
+    if tuple(float(a) for a in age_range) != (0.0, 24.0):  # 0-24 cohorts keep their old record
+        record["age_range_months"] = [float(a) for a in age_range]
     if anatomy_path:
         from .milestones import MILESTONE_SYNTHESIS_VERSION
 
@@ -88,7 +91,8 @@ def generate_label_cohort(out_dir, *, fields_path, reference_path, masks_tsv, n:
     if any(out_dir.glob("sample-*.npz")):  # resuming: the samples must be this synthesis'
         stored = out_dir / "generator.json"
         old = json.loads(stored.read_text()) if stored.exists() else {}
-        if {k: old.get(k) for k in record} != record:
+        keys = set(record) | {"age_range_months"}
+        if {k: old.get(k) for k in keys} != {k: record.get(k) for k in keys}:
             from ...utils.errors import InputError
 
             raise InputError(f"{out_dir}: its samples were made by {old or 'an unknown generator'}, "

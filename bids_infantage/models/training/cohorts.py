@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ...utils.errors import InputError
+
 LOGGER = logging.getLogger("bids_infantage.training")
 
 
@@ -58,7 +60,40 @@ def cohort_dirs(cache: Path, settings: dict) -> tuple[Path, Path]:
     == "labels"``, ``milestones-train``, ``milestones-val`` for ``"milestones"``."""
     synthesis = settings.get("synthesis")
     prefix = f"{synthesis}-" if synthesis in ("labels", "milestones") else ""
+    lo, hi = training_age_range(settings)
+    if (lo, hi) != DEFAULT_TRAINING_AGES:  # e.g. milestones-ages0-30-train
+        prefix += f"ages{lo:g}-{hi:g}-"
     return Path(cache) / f"{prefix}train", Path(cache) / f"{prefix}val"
+
+
+#: Ages (months) of the synthetic training and validation samples unless the settings'
+#: ``training_age_range_months`` says otherwise: the model's range
+DEFAULT_TRAINING_AGES = (0.0, 24.0)
+
+
+def training_age_range(settings: dict) -> tuple[float, float]:
+    """(low, high) months of the synthetic samples: ``settings["training_age_range_months"]``,
+    default :data:`DEFAULT_TRAINING_AGES`. A range beyond the model's 0-24 months (the
+    ``infant-asegs`` reach 38 months) lets the network read a 24-month brain without the pull
+    towards the middle that an age range ending at 24 gives its top, and read older brains as
+    older (flagged out of range by the bundle, whose ``age_range_months`` stays 0-24).
+
+    Raises
+    ------
+    InputError
+        The range is not two increasing numbers within -3 to 38 months.
+    """
+    value = settings.get("training_age_range_months")
+    if value is None:
+        return DEFAULT_TRAINING_AGES
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        lo = hi = float("nan")
+    if not (-3.0 <= lo < hi <= 38.0):
+        raise InputError(f"training_age_range_months {value!r}: give [low, high] months with "
+                         "-3 <= low < high <= 38, e.g. [0, 30]")
+    return lo, hi
 
 
 def ensure_label_fields(cache: Path, shared: Path) -> dict:
@@ -108,11 +143,16 @@ def build_data(cache: Path, shared: Path, settings: dict, nprocs: int) -> tuple[
         kw = dict(ensure_label_fields(cache, shared), nprocs=nprocs)
         if settings.get("synthesis") == "milestones":
             kw["anatomy_path"] = ensure_milestone_anatomy(cache, kw["fields_path"])
+        kw["age_range"] = training_age_range(settings)
         val = generate_label_cohort(val_dir, n=settings["n_val"], seed=settings["seed_val"],
                                     strata=strata.get("val"), **kw)
         train = generate_label_cohort(train_dir, n=settings["n_train"],
                                       seed=settings["seed_train"], strata=strata.get("train"), **kw)
         return load_cohort(train), load_cohort(val)
+    if training_age_range(settings) != DEFAULT_TRAINING_AGES:
+        raise InputError(f"training_age_range_months {settings['training_age_range_months']!r}: "
+                         "the template-blend synthesis has templates for 0-24 months only; "
+                         "use --recipe labels or milestones for another range")
     kw = dict(ensure_generator(cache, shared), nprocs=nprocs)
     val = generate_cohort(val_dir, n=settings["n_val"], seed=settings["seed_val"],
                           strata=strata.get("val"), **kw)
@@ -129,6 +169,8 @@ def _data_provenance(settings: dict, train_dir: Path) -> dict:
     out = {"templates": "tpl-BMEXInfant cohorts 1-5 (0, 6, 9, 12, 24 months), MIT, "
                         "DBC-Lab/Brain_MRI_Enhancement b47e31f",
            "brain_volumes": "206 BCP brain masks (masks.tsv), MIT"}
+    if training_age_range(settings) != DEFAULT_TRAINING_AGES:
+        out["training_ages_months"] = list(training_age_range(settings))
     if settings.get("synthesis") in ("labels", "milestones"):
         out.update({"label_maps": "infant-asegs: aseg label maps of 12 single infants "
                                   "(0-38 months), Apache-2.0",
