@@ -484,12 +484,13 @@ def main(argv=None) -> int:
              [[pr, f"{vol[pr]:+.1f}%"] + [f"{np.max(np.abs(delta[pr][c])):.2f} / {np.mean(np.abs(delta[pr][c])):.2f}"
                                           for c in configs] for pr in probes]))
     mask_probes = [pr for pr in probes if PROBES[pr][0] in ("mask", "csf")]
-    print("\nMask probes through the image alone (volume input held at the unprobed volume; the rest of "
-          "the change above comes through the volume input), max |change| / mean |change|:\n")
-    img_only = {pr: {c: np.abs([res[n][pr]["same_volume"][c]["age"] - res[n]["none"]["pred"][c]["age"]
-                                for n in names]) for c in configs} for pr in mask_probes}
-    print(md(["probe", *configs], [[pr] + [f"{img_only[pr][c].max():.2f} / {img_only[pr][c].mean():.2f}"
-                                           for c in configs] for pr in mask_probes]))
+    if mask_probes:
+        print("\nMask probes through the image alone (volume input held at the unprobed volume; the rest "
+              "of the change above comes through the volume input), max |change| / mean |change|:\n")
+        img_only = {pr: {c: np.abs([res[n][pr]["same_volume"][c]["age"] - res[n]["none"]["pred"][c]["age"]
+                                    for n in names]) for c in configs} for pr in mask_probes}
+        print(md(["probe", *configs], [[pr] + [f"{img_only[pr][c].max():.2f} / {img_only[pr][c].mean():.2f}"
+                                               for c in configs] for pr in mask_probes]))
     for c in configs:
         print(f"\nChange per image, `{c}` (unprobed age in the second column):\n")
         print(md(["image", "age", *probes],
