@@ -508,6 +508,8 @@ def main(argv=None) -> int:
     mae = []
     for fam in ("UNC", "demo"):
         fn = [n for n in names if imgs[n]["family"] == fam]
+        if not fn:
+            continue
         for key, label in (("pred", "measured"), ("bcp", "BCP mean")):
             mae.append([f"{fam}, {label} volume"] + [
                 f"{np.mean([abs(res[n]['none'][key][c]['age'] - imgs[n]['age']) for n in fn]):.2f}" for c in configs])
