@@ -378,8 +378,9 @@ def run_inprocess(bundle, imgs: dict, names, probes, configs, bcp_volume, cache:
             tmp = cache.with_suffix(".tmp")
             tmp.write_text(json.dumps(res, indent=1))
             tmp.replace(cache)
-            print(f"  {name} {key}: {time.time() - t0:.0f} s, t1w+t2w "
-                  f"{rec['pred'].get('t1w+t2w', rec['pred'][configs[0]])['age']:.2f}",
+            shown = "t1w+t2w" if "t1w+t2w" in rec["pred"] else configs[0]
+            print(f"  {name} {key}: {time.time() - t0:.0f} s, {shown} "
+                  f"{rec['pred'][shown]['age']:.2f}",
                   file=sys.stderr, flush=True)
     return res
 
@@ -520,7 +521,7 @@ def main(argv=None) -> int:
           "vs the pipeline's age\n")
     checks = derivative_check(bundle, out / "cli-unc" / configs[0], rows, configs, out / "cli-unc" / "work")
     demo_sub = "m09"
-    if not args.quick:  # one demo subject with T1w only (as the hidden T1w infants)
+    if not args.quick and "t1w" in configs:  # one demo subject with T1w only (as the hidden T1w infants)
         bids1 = make_bids(out / "bids-demo-t1w", {demo_sub: imgs[f"demo-{demo_sub}"]}, suffixes=("T1w",))
         rows1 = run_cli(bundle, bids1, out / "cli-demo-t1w", ["t1w"], log)
         checks += derivative_check(bundle, out / "cli-demo-t1w" / "t1w", rows1, ["t1w"],
