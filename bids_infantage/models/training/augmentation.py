@@ -12,6 +12,10 @@ from .recipes import input_normalization
 #: :func:`~.bundle_writer.train_bundle` before the workers fork; read by :func:`~.members._train_job`)
 _JOB_DATA: dict = {}
 
+#: SD of the log of the per-channel training gamma unless ``settings["input"]["gamma_sd"]``
+#: says otherwise (gamma about 0.85-1.17)
+GAMMA_SD = 0.08
+
 
 def paint_csf(x, channels, ventricles, rng):
     """Paint cerebrospinal fluid into one standardized sample (numpy, in place).
@@ -51,7 +55,7 @@ def paint_csf(x, channels, ventricles, rng):
 
 
 def _augment(x, vol, rng, contrast: bool = False, channels=None, ventricles=None,
-             gamma_sd: float = 0.08):
+             gamma_sd: float = GAMMA_SD):
     """On-the-fly augmentation of a batch (numpy): L-R flip, shift, per-channel gamma
     (``exp(N(0, gamma_sd))``) and scale, noise, brain-volume jitter (+-3%).
 
@@ -107,7 +111,7 @@ def _batch_tensors(images, vols, idx, channels, rng=None, settings: dict | None 
     if rng is not None:
         x, v = _augment(x, v, rng, contrast=spec.get("augment") == "contrast", channels=channels,
                         ventricles=_JOB_DATA.get("ventricles") if spec.get("csf") else None,
-                        gamma_sd=float(spec.get("gamma_sd", 0.08)))
+                        gamma_sd=float(spec.get("gamma_sd", GAMMA_SD)))
     if norm["intensity"].startswith("rank"):
         x = np.stack([model_input(xi, norm) for xi in x])
     if norm["volume_feature"] == "none":

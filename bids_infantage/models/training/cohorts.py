@@ -74,9 +74,10 @@ DEFAULT_TRAINING_AGES = (0.0, 24.0)
 def training_age_range(settings: dict) -> tuple[float, float]:
     """(low, high) months of the synthetic samples: ``settings["training_age_range_months"]``,
     default :data:`DEFAULT_TRAINING_AGES`. A range beyond the model's 0-24 months (the
-    ``infant-asegs`` reach 38 months) lets the network read a 24-month brain without the pull
-    towards the middle that an age range ending at 24 gives its top, and read older brains as
-    older (flagged out of range by the bundle, whose ``age_range_months`` stays 0-24).
+    ``infant-asegs`` reach 38 months) was meant to lift the pull towards the middle that an
+    age range ending at 24 gives its top; measured on tpl-UNCBCP4DInfant it shifted every age
+    up instead (model card, issue #14). Older predictions are flagged out of range by the
+    bundle, whose ``age_range_months`` stays 0-24.
 
     Raises
     ------
