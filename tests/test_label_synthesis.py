@@ -272,3 +272,79 @@ def test_training_age_range_has_its_own_cohorts_and_is_checked(tmp_path):
     with pytest.raises(InputError, match="template-blend synthesis"):
         build_data(tmp_path, tmp_path / "no-shared", dict(DEFAULTS, training_age_range_months=[0, 30]), 1)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_mixed_synthesis_stacks_half_of_each_cohort_and_records_both(tmp_path, monkeypatch):
+    """``"synthesis": "milestones+templates"``: half of the training and validation samples
+    from each synthesis, drawn into (and reused from) the folders each recipe has on its own;
+    parts preprocessed differently, or an age range the template blend cannot make, are
+    refused; the provenance and the member fingerprint name both parts."""
+    from bids_infantage.models.training import DEFAULTS, MILESTONE_RECIPE, build_data, cohort_dirs, cohorts
+    from bids_infantage.models.training.cohorts import (
+        MIXED_SYNTHESIS,
+        _data_provenance,
+        cohort_parts,
+        cohort_record,
+    )
+    from bids_infantage.models.training.members import member_fingerprint
+    from bids_infantage.utils.errors import InputError
+
+    calls = []
+
+    def fake_cohort(kind, base_age):
+        def gen(out_dir, *, n, seed, strata=None, **kw):
+            calls.append((kind, Path(out_dir).name, n, seed))
+            out_dir = Path(out_dir)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / "generator.json").write_text(json.dumps({"generator": kind}))
+            if not (out_dir / "preprocessing.json").exists():  # kept on resume, as the real ones
+                (out_dir / "preprocessing.json").write_text(json.dumps({"n4": {"shrink_mm": 3.0}}))
+            paths = []
+            for i in range(n):
+                p = out_dir / f"sample-{i:05d}.npz"
+                np.savez(p, image=np.full((3, 2, 2, 2), i, np.float16), wm=np.zeros((2, 2, 2), np.uint8),
+                         age=np.float32(base_age + i), volume_ml=np.float32(700))
+                paths.append(p)
+            return paths
+        return gen
+
+    from bids_infantage.models import dataset
+    from bids_infantage.models.label_synthesis import cohort as label_cohort
+
+    monkeypatch.setattr(cohorts, "ensure_label_fields", lambda c, s: {"fields_path": Path("f")})
+    monkeypatch.setattr(cohorts, "ensure_milestone_anatomy", lambda c, f: Path("a"))
+    monkeypatch.setattr(cohorts, "ensure_generator", lambda c, s: {})
+    monkeypatch.setattr(label_cohort, "generate_label_cohort", fake_cohort("milestones", 100.0))
+    monkeypatch.setattr(dataset, "generate_cohort", fake_cohort("templates", 0.0))
+
+    settings = {**DEFAULTS, **MILESTONE_RECIPE, "synthesis": MIXED_SYNTHESIS, "n_train": 8, "n_val": 4}
+    assert [p for p, _, _ in cohort_parts(tmp_path, settings)] == ["milestones", "templates"]
+    assert cohort_dirs(tmp_path, settings) == cohort_dirs(tmp_path, dict(DEFAULTS, **MILESTONE_RECIPE))
+    assert cohort_parts(tmp_path, settings)[1][1:] == cohort_dirs(tmp_path, DEFAULTS)
+    train, val = build_data(tmp_path, tmp_path / "shared", settings, 1)
+    assert sorted(calls) == sorted([("milestones", "milestones-val", 2, 2), ("milestones", "milestones-train", 4, 1),
+                                    ("templates", "val", 2, 2), ("templates", "train", 4, 1)])
+    assert sorted(train["age"].tolist()) == [0, 1, 2, 3, 100, 101, 102, 103]
+    assert len(val["age"]) == 4 and train["image"].shape == (8, 3, 2, 2, 2)
+
+    record = cohort_record(tmp_path, settings)
+    assert record["parts"] == {"milestones": {"generator": "milestones"}, "templates": {"generator": "templates"}}
+    prep = {"n4": {"shrink_mm": 3.0}}
+    milestone_only = dict(DEFAULTS, **MILESTONE_RECIPE)
+    assert member_fingerprint(settings, prep, record) != member_fingerprint(
+        milestone_only, prep, cohort_record(tmp_path, milestone_only))
+    # a label or milestone cohort's synthesis version is part of a member's fingerprint
+    v2, v3 = ({"generator": "milestones", "milestone_synthesis_version": v} for v in (2, 3))
+    assert member_fingerprint(milestone_only, prep, v2) != member_fingerprint(milestone_only, prep, v3)
+
+    prov = _data_provenance(settings, cohort_dirs(tmp_path, settings)[0])
+    assert "half" in prov["synthesis"] and "template-blend half" in prov["templates"]
+    assert "Barkovich" in prov["contrast"]
+
+    (tmp_path / "train" / "preprocessing.json").write_text(json.dumps({"n4": {"shrink_mm": 4.0}}))
+    with pytest.raises(InputError, match="different parameters"):
+        build_data(tmp_path, tmp_path / "shared", settings, 1)
+    calls.clear()
+    with pytest.raises(InputError, match="template-blend synthesis"):
+        build_data(tmp_path, tmp_path / "shared", dict(settings, training_age_range_months=[0, 30]), 1)
+    assert calls == [] and not any(tmp_path.glob("*ages0-30*"))

@@ -14,7 +14,7 @@ from ...utils.checksums import sha256
 from ..transforms import CONFIGURATIONS
 from .augmentation import _JOB_DATA
 from .calibration import calibrate, validation_predictions
-from .cohorts import _data_provenance, build_data, cohort_dirs
+from .cohorts import _data_provenance, build_data, cohort_dirs, cohort_record
 from .members import _train_job, load_member, member_fingerprint, members_from_states, save_config_weights, save_member
 from .recipes import input_normalization
 
@@ -26,7 +26,7 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
     """Train every configuration and write the bundle to ``out_dir``. Returns bundle.json."""
     import torch
 
-    from ..dataset import cohort_generator, cohort_preprocessing
+    from ..dataset import cohort_preprocessing
 
     t0 = time.time()
     train, val = build_data(cache, shared, settings, nprocs)
@@ -49,7 +49,7 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
     architecture = settings.get("architecture", "multitask")
     member_dir = cache / ("members" if architecture == "multitask" else f"members-{architecture}")
     fingerprint = member_fingerprint(settings, cohort_preprocessing(train_dir),
-                                     cohort_generator(train_dir))
+                                     cohort_record(cache, settings))
     done = {job: load_member(member_dir, *job, fingerprint) for job in jobs}
     todo = [job for job in jobs if done[job] is None]
     LOGGER.info("%d members to train, %d from %s", len(todo), len(jobs) - len(todo), member_dir)

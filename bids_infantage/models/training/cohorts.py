@@ -3,6 +3,7 @@ synthetic training and validation cohorts (generated once, then loaded).
 """
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -57,13 +58,32 @@ def ensure_generator(cache: Path, shared: Path) -> dict:
 def cohort_dirs(cache: Path, settings: dict) -> tuple[Path, Path]:
     """Folders of the training and validation cohorts in ``cache``: ``train``, ``val`` for the
     template-blend synthesis, ``labels-train``, ``labels-val`` for ``settings["synthesis"]
-    == "labels"``, ``milestones-train``, ``milestones-val`` for ``"milestones"``."""
-    synthesis = settings.get("synthesis")
-    prefix = f"{synthesis}-" if synthesis in ("labels", "milestones") else ""
+    == "labels"``, ``milestones-train``, ``milestones-val`` for ``"milestones"``; for
+    :data:`MIXED_SYNTHESIS` those of its first part (all parts: :func:`cohort_parts`)."""
+    return cohort_parts(cache, settings)[0][1:]
+
+
+#: ``settings["synthesis"]`` of a cohort drawn half from the milestone synthesis and half from
+#: the template blend (issue #14): the milestones carry the age in the order in which regions
+#: myelinate, on real anatomy; the template half keeps the BMEXInfant images (the demo) in family
+MIXED_SYNTHESIS = "milestones+templates"
+
+
+def cohort_parts(cache: Path, settings: dict) -> list[tuple[str, Path, Path]]:
+    """(synthesis, training folder, validation folder) of each part of the cohorts in ``cache``:
+    one part, or the two halves of :data:`MIXED_SYNTHESIS` (milestones first). Folders as
+    :func:`cohort_dirs`: a part's folders are those it has on its own, so a mixed run reuses
+    the cohorts of the milestone and the default recipes."""
+    synthesis = settings.get("synthesis") or "templates"
+    parts = synthesis.split("+") if synthesis == MIXED_SYNTHESIS else [synthesis]
     lo, hi = training_age_range(settings)
-    if (lo, hi) != DEFAULT_TRAINING_AGES:  # e.g. milestones-ages0-30-train
-        prefix += f"ages{lo:g}-{hi:g}-"
-    return Path(cache) / f"{prefix}train", Path(cache) / f"{prefix}val"
+    out = []
+    for part in parts:
+        prefix = f"{part}-" if part in ("labels", "milestones") else ""
+        if (lo, hi) != DEFAULT_TRAINING_AGES:  # e.g. milestones-ages0-30-train
+            prefix += f"ages{lo:g}-{hi:g}-"
+        out.append((part, Path(cache) / f"{prefix}train", Path(cache) / f"{prefix}val"))
+    return out
 
 
 #: Ages (months) of the synthetic training and validation samples unless the settings'
@@ -133,37 +153,66 @@ def ensure_milestone_anatomy(cache: Path, fields_path: Path) -> Path:
 
 
 def build_data(cache: Path, shared: Path, settings: dict, nprocs: int) -> tuple[dict, dict]:
-    """Reference, atlas (or label fields) and the synthetic cohorts (cached)."""
-    from ..dataset import generate_cohort, load_cohort
+    """Reference, atlas (or label fields) and the synthetic cohorts (cached). With
+    :data:`MIXED_SYNTHESIS`, ``n_train // 2`` and ``n_val // 2`` samples of each part (the
+    first samples of each part's own cohort), stacked.
+
+    Raises
+    ------
+    InputError
+        ``training_age_range_months`` other than 0-24 with the template blend, or parts whose
+        samples went through other preprocessing parameters.
+    """
+    from ..dataset import cohort_preprocessing, generate_cohort, load_cohort
 
     strata = settings.get("age_strata") or {}
-    train_dir, val_dir = cohort_dirs(cache, settings)
-    if settings.get("synthesis") in ("labels", "milestones"):
-        from ..label_synthesis.cohort import generate_label_cohort
-
-        kw = dict(ensure_label_fields(cache, shared), nprocs=nprocs)
-        if settings.get("synthesis") == "milestones":
-            kw["anatomy_path"] = ensure_milestone_anatomy(cache, kw["fields_path"])
-        kw["age_range"] = training_age_range(settings)
-        val = generate_label_cohort(val_dir, n=settings["n_val"], seed=settings["seed_val"],
-                                    strata=strata.get("val"), **kw)
-        train = generate_label_cohort(train_dir, n=settings["n_train"],
-                                      seed=settings["seed_train"], strata=strata.get("train"), **kw)
-        return load_cohort(train), load_cohort(val)
-    if training_age_range(settings) != DEFAULT_TRAINING_AGES:
+    parts = cohort_parts(cache, settings)
+    share = len(parts)
+    if any(p == "templates" for p, _, _ in parts) and \
+            training_age_range(settings) != DEFAULT_TRAINING_AGES:
         raise InputError(f"training_age_range_months {settings['training_age_range_months']!r}: "
                          "the template-blend synthesis has templates for 0-24 months only; "
                          "use --recipe labels or milestones for another range")
-    kw = dict(ensure_generator(cache, shared), nprocs=nprocs)
-    val = generate_cohort(val_dir, n=settings["n_val"], seed=settings["seed_val"],
-                          strata=strata.get("val"), **kw)
-    train = generate_cohort(train_dir, n=settings["n_train"], seed=settings["seed_train"],
-                            strata=strata.get("train"), **kw)
-    return load_cohort(train), load_cohort(val)
+    train_paths, val_paths = [], []
+    for part, train_dir, val_dir in parts:
+        n_train, n_val = settings["n_train"] // share, settings["n_val"] // share
+        if part in ("labels", "milestones"):
+            from ..label_synthesis.cohort import generate_label_cohort
+
+            kw = dict(ensure_label_fields(cache, shared), nprocs=nprocs)
+            if part == "milestones":
+                kw["anatomy_path"] = ensure_milestone_anatomy(cache, kw["fields_path"])
+            kw["age_range"] = training_age_range(settings)
+            gen = generate_label_cohort
+        else:
+            kw, gen = dict(ensure_generator(cache, shared), nprocs=nprocs), generate_cohort
+        val_paths += gen(val_dir, n=n_val, seed=settings["seed_val"], strata=strata.get("val"), **kw)
+        train_paths += gen(train_dir, n=n_train, seed=settings["seed_train"],
+                           strata=strata.get("train"), **kw)
+    recorded = {json.dumps(cohort_preprocessing(d), sort_keys=True) for _, d, _ in parts}
+    if len(recorded) > 1:
+        raise InputError(f"{', '.join(str(d) for _, d, _ in parts)}: samples preprocessed with "
+                         "different parameters; delete the older folder to regenerate it")
+    return load_cohort(train_paths), load_cohort(val_paths)
+
+
+def cohort_record(cache: Path, settings: dict) -> dict | None:
+    """What the training cohort was drawn from, for the member fingerprint: the training
+    folder's ``generator.json`` (:func:`~bids_infantage.models.dataset.cohort_generator`), or
+    for :data:`MIXED_SYNTHESIS` ``{"generator": "milestones+templates", "parts": {part:
+    generator.json}}``."""
+    from ..dataset import cohort_generator
+
+    parts = cohort_parts(cache, settings)
+    if len(parts) == 1:
+        return cohort_generator(parts[0][1])
+    return {"generator": MIXED_SYNTHESIS,
+            "parts": {part: cohort_generator(train_dir) for part, train_dir, _ in parts}}
 
 
 def _data_provenance(settings: dict, train_dir: Path) -> dict:
-    """``bundle.json`` ``data_provenance``: what the synthetic cohorts were made from."""
+    """``bundle.json`` ``data_provenance``: what the synthetic cohorts were made from
+    (``train_dir``: the training folder of :func:`cohort_dirs`)."""
     from ..dataset import cohort_generator
 
     generator = cohort_generator(train_dir) or {}
@@ -172,18 +221,31 @@ def _data_provenance(settings: dict, train_dir: Path) -> dict:
            "brain_volumes": "206 BCP brain masks (masks.tsv), MIT"}
     if training_age_range(settings) != DEFAULT_TRAINING_AGES:
         out["training_ages_months"] = list(training_age_range(settings))
-    if settings.get("synthesis") in ("labels", "milestones"):
+    parts = [part for part, _, _ in cohort_parts(Path(train_dir).parent, settings)]
+    if any(part in ("labels", "milestones") for part in parts):
         out.update({"label_maps": "infant-asegs: aseg label maps of 12 single infants "
                                   "(0-38 months), Apache-2.0",
                     "synthesis": "bids_infantage.models.label_synthesis",
                     "label_synthesis_version": generator.get("label_synthesis_version")})
-        if settings.get("synthesis") == "milestones":
+        if "milestones" in parts:
             out.update({"templates": "tpl-BMEXInfant: the reference brain mask only",
                         "contrast": "published myelination milestones (Barkovich et al. 1988)",
                         "synthesis": "bids_infantage.models.label_synthesis.milestones",
                         "milestone_synthesis_version":
                             generator.get("milestone_synthesis_version")})
-    else:
-        out.update({"synthesis": "bids_infantage.models.synthesis",
-                    "synthesis_atlas_version": generator.get("atlas_version", 1)})
+    if "templates" in parts:
+        template_dir = [d for part, d, _ in cohort_parts(Path(train_dir).parent, settings)
+                        if part == "templates"][0]
+        template_synthesis = {"synthesis": "bids_infantage.models.synthesis",
+                              "synthesis_atlas_version":
+                                  (cohort_generator(template_dir) or {}).get("atlas_version", 1)}
+        if len(parts) == 1:
+            out.update(template_synthesis)
+        else:  # MIXED_SYNTHESIS: half of the samples from each
+            out.update({"templates": "tpl-BMEXInfant cohorts 1-5 (0, 6, 9, 12, 24 months), MIT, "
+                                     "DBC-Lab/Brain_MRI_Enhancement b47e31f: the template-blend "
+                                     "half of the samples, and the reference brain mask",
+                        "synthesis": "half bids_infantage.models.label_synthesis.milestones, "
+                                     "half bids_infantage.models.synthesis",
+                        "synthesis_atlas_version": template_synthesis["synthesis_atlas_version"]})
     return out

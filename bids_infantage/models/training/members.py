@@ -228,15 +228,16 @@ def member_fingerprint(settings: dict, preprocessing: dict | None,
                        generator: dict | None = None) -> str:
     """sha256 of what a trained member depends on: the training settings (except the number
     of members, which does not change any one member), the preprocessing of the cohort, the
-    synthesis atlas it was drawn from (``generator``, from ``generator.json``; None for
-    atlas version 1, so that members cached before it was recorded keep their fingerprint)
-    and the torch version."""
+    synthesis it was drawn from (``generator``, from ``generator.json``: the synthesis atlas
+    version, or the label or milestone synthesis and its version; None or atlas version 1
+    leave it out, so that members cached before it was recorded keep their fingerprint) and
+    the torch version."""
     import torch
 
     keys = {k: v for k, v in settings.items()
             if k not in ("members", "n_val", "seed_val", "tta_shift_voxels")}
     record = {"settings": keys, "preprocessing": preprocessing, "torch": torch.__version__}
-    if generator and generator.get("atlas_version", 1) != 1:
+    if generator and (generator.get("atlas_version", 1) != 1 or "generator" in generator):
         record["generator"] = generator
     blob = json.dumps(record, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
