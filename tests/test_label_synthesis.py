@@ -344,6 +344,15 @@ def test_mixed_synthesis_stacks_half_of_each_cohort_and_records_both(tmp_path, m
     (tmp_path / "train" / "preprocessing.json").write_text(json.dumps({"n4": {"shrink_mm": 4.0}}))
     with pytest.raises(InputError, match="different parameters"):
         build_data(tmp_path, tmp_path / "shared", settings, 1)
+    (tmp_path / "train" / "preprocessing.json").write_text(json.dumps({"n4": {"shrink_mm": 3.0}}))
+    calls.clear()
+    uneven = dict(settings, mixed_samples={"templates": [2, 1]})
+    train, val = build_data(tmp_path, tmp_path / "shared", uneven, 1)
+    assert sorted(train["age"].tolist()) == [0, 1, 100, 101, 102, 103] and len(val["age"]) == 3
+    assert ("templates", "train", 2, 1) in calls and ("milestones", "milestones-train", 4, 1) in calls
+    for bad in ([600, 1], [2], "2,1"):
+        with pytest.raises(InputError, match="mixed_samples templates"):
+            build_data(tmp_path, tmp_path / "shared", dict(settings, mixed_samples={"templates": bad}), 1)
     calls.clear()
     with pytest.raises(InputError, match="template-blend synthesis"):
         build_data(tmp_path, tmp_path / "shared", dict(settings, training_age_range_months=[0, 30]), 1)
