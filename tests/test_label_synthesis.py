@@ -276,14 +276,15 @@ def test_training_age_range_has_its_own_cohorts_and_is_checked(tmp_path):
 
 def test_mixed_synthesis_stacks_half_of_each_cohort_and_records_both(tmp_path, monkeypatch):
     """``"synthesis": "milestones+templates"``: half of the training and validation samples
-    from each synthesis, drawn into (and reused from) the folders each recipe has on its own;
-    parts preprocessed differently, or an age range the template blend cannot make, are
-    refused; the provenance and the member fingerprint name both parts."""
+    from each synthesis (or ``mixed_samples``), drawn into (and reused from) the folders each
+    recipe has on its own; bad counts, or an age range the template blend cannot make, are
+    refused; the provenance, preprocessing record and member fingerprint name both parts."""
     from bids_infantage.models.training import DEFAULTS, MILESTONE_RECIPE, build_data, cohort_dirs, cohorts
     from bids_infantage.models.training.cohorts import (
         MIXED_SYNTHESIS,
         _data_provenance,
         cohort_parts,
+        cohort_preprocessing_record,
         cohort_record,
     )
     from bids_infantage.models.training.members import member_fingerprint
@@ -341,10 +342,11 @@ def test_mixed_synthesis_stacks_half_of_each_cohort_and_records_both(tmp_path, m
     assert "half" in prov["synthesis"] and "template-blend half" in prov["templates"]
     assert "Barkovich" in prov["contrast"]
 
+    # each part records its own preprocessing (label samples: residuals, templates: the pipeline)
     (tmp_path / "train" / "preprocessing.json").write_text(json.dumps({"n4": {"shrink_mm": 4.0}}))
-    with pytest.raises(InputError, match="different parameters"):
-        build_data(tmp_path, tmp_path / "shared", settings, 1)
-    (tmp_path / "train" / "preprocessing.json").write_text(json.dumps({"n4": {"shrink_mm": 3.0}}))
+    assert cohort_preprocessing_record(tmp_path, settings) == {
+        "milestones": {"n4": {"shrink_mm": 3.0}}, "templates": {"n4": {"shrink_mm": 4.0}}}
+    assert cohort_preprocessing_record(tmp_path, DEFAULTS) == {"n4": {"shrink_mm": 4.0}}
     calls.clear()
     uneven = dict(settings, mixed_samples={"templates": [2, 1]})
     train, val = build_data(tmp_path, tmp_path / "shared", uneven, 1)

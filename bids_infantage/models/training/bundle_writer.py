@@ -14,7 +14,7 @@ from ...utils.checksums import sha256
 from ..transforms import CONFIGURATIONS
 from .augmentation import _JOB_DATA
 from .calibration import calibrate, validation_predictions
-from .cohorts import _data_provenance, build_data, cohort_dirs, cohort_record
+from .cohorts import _data_provenance, build_data, cohort_dirs, cohort_preprocessing_record, cohort_record
 from .members import _train_job, load_member, member_fingerprint, members_from_states, save_config_weights, save_member
 from .recipes import input_normalization
 
@@ -25,8 +25,6 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
                  nprocs: int = 2, name: str = "infantage-default") -> dict:
     """Train every configuration and write the bundle to ``out_dir``. Returns bundle.json."""
     import torch
-
-    from ..dataset import cohort_preprocessing
 
     t0 = time.time()
     train, val = build_data(cache, shared, settings, nprocs)
@@ -48,8 +46,8 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
     tc = time.time()
     architecture = settings.get("architecture", "multitask")
     member_dir = cache / ("members" if architecture == "multitask" else f"members-{architecture}")
-    fingerprint = member_fingerprint(settings, cohort_preprocessing(train_dir),
-                                     cohort_record(cache, settings))
+    preprocessing = cohort_preprocessing_record(cache, settings)
+    fingerprint = member_fingerprint(settings, preprocessing, cohort_record(cache, settings))
     done = {job: load_member(member_dir, *job, fingerprint) for job in jobs}
     todo = [job for job in jobs if done[job] is None]
     LOGGER.info("%d members to train, %d from %s", len(todo), len(jobs) - len(todo), member_dir)
@@ -93,7 +91,7 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
         volume_norms={str(k): [float(v.mean()), float(v.std(ddof=1))] for k, v in vols.items()},
         data_provenance=_data_provenance(settings, train_dir),
         seconds_per_member=seconds, seconds=time.time() - t0,
-        preprocessing=cohort_preprocessing(train_dir))
+        preprocessing=preprocessing)
 
 
 #: ``bundle.json`` ``architecture`` of each training architecture (ModelBundle.networks)

@@ -3,7 +3,6 @@ synthetic training and validation cohorts (generated once, then loaded).
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -163,10 +162,9 @@ def build_data(cache: Path, shared: Path, settings: dict, nprocs: int) -> tuple[
     ------
     InputError
         ``training_age_range_months`` other than 0-24 with the template blend,
-        ``mixed_samples`` not two counts within a part's age strata, or parts whose samples
-        went through other preprocessing parameters.
+        or ``mixed_samples`` not two counts within a part's age strata.
     """
-    from ..dataset import cohort_preprocessing, generate_cohort, load_cohort
+    from ..dataset import generate_cohort, load_cohort
 
     strata = settings.get("age_strata") or {}
     parts = cohort_parts(cache, settings)
@@ -193,10 +191,6 @@ def build_data(cache: Path, shared: Path, settings: dict, nprocs: int) -> tuple[
         val_paths += gen(val_dir, n=n_val, seed=settings["seed_val"], strata=strata.get("val"), **kw)
         train_paths += gen(train_dir, n=n_train, seed=settings["seed_train"],
                            strata=strata.get("train"), **kw)
-    recorded = {json.dumps(cohort_preprocessing(d), sort_keys=True) for _, d, _ in parts}
-    if len(recorded) > 1:
-        raise InputError(f"{', '.join(str(d) for _, d, _ in parts)}: samples preprocessed with "
-                         "different parameters; delete the older folder to regenerate it")
     return load_cohort(train_paths), load_cohort(val_paths)
 
 
@@ -228,6 +222,21 @@ def cohort_record(cache: Path, settings: dict) -> dict | None:
         return cohort_generator(parts[0][1])
     return {"generator": MIXED_SYNTHESIS,
             "parts": {part: cohort_generator(train_dir) for part, train_dir, _ in parts}}
+
+
+def cohort_preprocessing_record(cache: Path, settings: dict) -> dict | None:
+    """The preprocessing the training samples went through, for the member fingerprint and
+    ``bundle.json``: the training folder's ``preprocessing.json``
+    (:func:`~bids_infantage.models.dataset.cohort_preprocessing`), or for
+    :data:`MIXED_SYNTHESIS` ``{part: preprocessing.json}`` (a label or milestone sample records
+    the residuals that stand in for N4, registration and normalization, a template-blend
+    sample the parameters of the full preprocessing)."""
+    from ..dataset import cohort_preprocessing
+
+    parts = cohort_parts(cache, settings)
+    if len(parts) == 1:
+        return cohort_preprocessing(parts[0][1])
+    return {part: cohort_preprocessing(train_dir) for part, train_dir, _ in parts}
 
 
 def _data_provenance(settings: dict, train_dir: Path) -> dict:
