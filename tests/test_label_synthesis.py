@@ -322,6 +322,8 @@ def test_mixed_synthesis_stacks_half_of_each_cohort_and_records_both(tmp_path, m
     assert [p for p, _, _ in cohort_parts(tmp_path, settings)] == ["milestones", "templates"]
     assert cohort_dirs(tmp_path, settings) == cohort_dirs(tmp_path, dict(DEFAULTS, **MILESTONE_RECIPE))
     assert cohort_parts(tmp_path, settings)[1][1:] == cohort_dirs(tmp_path, DEFAULTS)
+    with pytest.raises(InputError, match="synthesis 'milestones\\+labels'"):
+        cohort_parts(tmp_path, dict(settings, synthesis="milestones+labels"))
     train, val = build_data(tmp_path, tmp_path / "shared", settings, 1)
     assert sorted(calls) == sorted([("milestones", "milestones-val", 2, 2), ("milestones", "milestones-train", 4, 1),
                                     ("templates", "val", 2, 2), ("templates", "train", 4, 1)])

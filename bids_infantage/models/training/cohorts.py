@@ -68,12 +68,24 @@ def cohort_dirs(cache: Path, settings: dict) -> tuple[Path, Path]:
 MIXED_SYNTHESIS = "milestones+templates"
 
 
+#: Values of ``settings["synthesis"]`` (absent: ``"templates"``, the template blend)
+SYNTHESES = ("templates", "labels", "milestones", MIXED_SYNTHESIS)
+
+
 def cohort_parts(cache: Path, settings: dict) -> list[tuple[str, Path, Path]]:
     """(synthesis, training folder, validation folder) of each part of the cohorts in ``cache``:
     one part, or the two halves of :data:`MIXED_SYNTHESIS` (milestones first). Folders as
     :func:`cohort_dirs`: a part's folders are those it has on its own, so a mixed run reuses
-    the cohorts of the milestone and the default recipes."""
+    the cohorts of the milestone and the default recipes.
+
+    Raises
+    ------
+    InputError
+        ``settings["synthesis"]`` is none of :data:`SYNTHESES`.
+    """
     synthesis = settings.get("synthesis") or "templates"
+    if synthesis not in SYNTHESES:
+        raise InputError(f"synthesis {synthesis!r}: give one of {', '.join(SYNTHESES)}")
     parts = synthesis.split("+") if synthesis == MIXED_SYNTHESIS else [synthesis]
     lo, hi = training_age_range(settings)
     out = []
