@@ -222,6 +222,15 @@ def _part_counts(settings: dict, part: str, share: int, strata: dict) -> tuple[i
     return n_train, n_val
 
 
+def _per_part(cache: Path, settings: dict, read):
+    """``read(training folder)`` of the one part of the cohorts, or ``{part: read(folder)}``
+    of each part of :data:`MIXED_SYNTHESIS`."""
+    parts = cohort_parts(cache, settings)
+    if len(parts) == 1:
+        return read(parts[0][1])
+    return {part: read(train_dir) for part, train_dir, _ in parts}
+
+
 def cohort_record(cache: Path, settings: dict) -> dict | None:
     """What the training cohort was drawn from, for the member fingerprint: the training
     folder's ``generator.json`` (:func:`~bids_infantage.models.dataset.cohort_generator`), or
@@ -229,11 +238,10 @@ def cohort_record(cache: Path, settings: dict) -> dict | None:
     generator.json}}``."""
     from ..dataset import cohort_generator
 
-    parts = cohort_parts(cache, settings)
-    if len(parts) == 1:
-        return cohort_generator(parts[0][1])
-    return {"generator": MIXED_SYNTHESIS,
-            "parts": {part: cohort_generator(train_dir) for part, train_dir, _ in parts}}
+    record = _per_part(cache, settings, cohort_generator)
+    if settings.get("synthesis") != MIXED_SYNTHESIS:
+        return record
+    return {"generator": MIXED_SYNTHESIS, "parts": record}
 
 
 def cohort_preprocessing_record(cache: Path, settings: dict) -> dict | None:
@@ -245,10 +253,7 @@ def cohort_preprocessing_record(cache: Path, settings: dict) -> dict | None:
     sample the parameters of the full preprocessing)."""
     from ..dataset import cohort_preprocessing
 
-    parts = cohort_parts(cache, settings)
-    if len(parts) == 1:
-        return cohort_preprocessing(parts[0][1])
-    return {part: cohort_preprocessing(train_dir) for part, train_dir, _ in parts}
+    return _per_part(cache, settings, cohort_preprocessing)
 
 
 def _data_provenance(settings: dict, train_dir: Path) -> dict:
@@ -257,13 +262,13 @@ def _data_provenance(settings: dict, train_dir: Path) -> dict:
     from ..dataset import cohort_generator
 
     generator = cohort_generator(train_dir) or {}
-    out = {"templates": "tpl-BMEXInfant cohorts 1-5 (0, 6, 9, 12, 24 months), MIT, "
-                        "DBC-Lab/Brain_MRI_Enhancement b47e31f",
-           "brain_volumes": "206 BCP brain masks (masks.tsv), MIT"}
+    templates = ("tpl-BMEXInfant cohorts 1-5 (0, 6, 9, 12, 24 months), MIT, "
+                 "DBC-Lab/Brain_MRI_Enhancement b47e31f")
+    out = {"templates": templates, "brain_volumes": "206 BCP brain masks (masks.tsv), MIT"}
     if training_age_range(settings) != DEFAULT_TRAINING_AGES:
         out["training_ages_months"] = list(training_age_range(settings))
-    parts = [part for part, _, _ in cohort_parts(Path(train_dir).parent, settings)]
-    if any(part in ("labels", "milestones") for part in parts):
+    parts = {part: d for part, d, _ in cohort_parts(Path(train_dir).parent, settings)}
+    if "labels" in parts or "milestones" in parts:
         out.update({"label_maps": "infant-asegs: aseg label maps of 12 single infants "
                                   "(0-38 months), Apache-2.0",
                     "synthesis": "bids_infantage.models.label_synthesis",
@@ -275,18 +280,12 @@ def _data_provenance(settings: dict, train_dir: Path) -> dict:
                         "milestone_synthesis_version":
                             generator.get("milestone_synthesis_version")})
     if "templates" in parts:
-        template_dir = [d for part, d, _ in cohort_parts(Path(train_dir).parent, settings)
-                        if part == "templates"][0]
-        template_synthesis = {"synthesis": "bids_infantage.models.synthesis",
-                              "synthesis_atlas_version":
-                                  (cohort_generator(template_dir) or {}).get("atlas_version", 1)}
-        if len(parts) == 1:
-            out.update(template_synthesis)
-        else:  # MIXED_SYNTHESIS: half of the samples from each
-            out.update({"templates": "tpl-BMEXInfant cohorts 1-5 (0, 6, 9, 12, 24 months), MIT, "
-                                     "DBC-Lab/Brain_MRI_Enhancement b47e31f: the template-blend "
-                                     "half of the samples, and the reference brain mask",
+        out.update({"synthesis": "bids_infantage.models.synthesis",
+                    "synthesis_atlas_version":
+                        (cohort_generator(parts["templates"]) or {}).get("atlas_version", 1)})
+        if len(parts) > 1:  # MIXED_SYNTHESIS
+            out.update({"templates": f"{templates}: the template-blend half of the samples, "
+                                     "and the reference brain mask",
                         "synthesis": "half bids_infantage.models.label_synthesis.milestones, "
-                                     "half bids_infantage.models.synthesis",
-                        "synthesis_atlas_version": template_synthesis["synthesis_atlas_version"]})
+                                     "half bids_infantage.models.synthesis"})
     return out
