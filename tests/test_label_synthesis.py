@@ -274,7 +274,7 @@ def test_training_age_range_has_its_own_cohorts_and_is_checked(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_mixed_synthesis_stacks_half_of_each_cohort_and_records_both(tmp_path, monkeypatch):
+def test_mixed_synthesis_stacks_both_cohorts_and_records_both(tmp_path, monkeypatch):
     """``"synthesis": "milestones+templates"``: half of the training and validation samples
     from each synthesis (or ``mixed_samples``), drawn into (and reused from) the folders each
     recipe has on its own; bad counts, or an age range the template blend cannot make, are
@@ -341,7 +341,12 @@ def test_mixed_synthesis_stacks_half_of_each_cohort_and_records_both(tmp_path, m
     assert member_fingerprint(milestone_only, prep, v2) != member_fingerprint(milestone_only, prep, v3)
 
     prov = _data_provenance(settings, cohort_dirs(tmp_path, settings)[0])
-    assert "half" in prov["synthesis"] and "template-blend half" in prov["templates"]
+    assert "(4 training, 2 validation samples) and bids_infantage.models.synthesis (4 training" in prov["synthesis"]
+    assert "template-blend samples (4 training, 2 validation" in prov["templates"]
+    unequal = dict(settings, mixed_samples={"milestones": [6, 3], "templates": [2, 1]})
+    prov = _data_provenance(unequal, cohort_dirs(tmp_path, unequal)[0])
+    assert "milestones (6 training, 3 validation samples)" in prov["synthesis"]
+    assert "template-blend samples (2 training, 1 validation samples)" in prov["templates"]
     assert "Barkovich" in prov["contrast"]
 
     # each part records its own preprocessing (label samples: residuals, templates: the pipeline)

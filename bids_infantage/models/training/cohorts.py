@@ -62,9 +62,10 @@ def cohort_dirs(cache: Path, settings: dict) -> tuple[Path, Path]:
     return cohort_parts(cache, settings)[0][1:]
 
 
-#: ``settings["synthesis"]`` of a cohort drawn half from the milestone synthesis and half from
-#: the template blend (issue #14): the milestones carry the age in the order in which regions
-#: myelinate, on real anatomy; the template half keeps the BMEXInfant images (the demo) in family
+#: ``settings["synthesis"]`` of a cohort drawn from the milestone synthesis and the template
+#: blend, half each unless ``settings["mixed_samples"]`` gives the counts (issue #14): the
+#: milestones carry the age in the order in which regions myelinate, on real anatomy; the
+#: template-blend samples keep the BMEXInfant images (the demo) in family
 MIXED_SYNTHESIS = "milestones+templates"
 
 
@@ -284,8 +285,13 @@ def _data_provenance(settings: dict, train_dir: Path) -> dict:
                     "synthesis_atlas_version":
                         (cohort_generator(parts["templates"]) or {}).get("atlas_version", 1)})
         if len(parts) > 1:  # MIXED_SYNTHESIS
-            out.update({"templates": f"{templates}: the template-blend half of the samples, "
-                                     "and the reference brain mask",
-                        "synthesis": "half bids_infantage.models.label_synthesis.milestones, "
-                                     "half bids_infantage.models.synthesis"})
+            counts = {part: (settings.get("mixed_samples") or {}).get(part)
+                      or [settings["n_train"] // 2, settings["n_val"] // 2] for part in parts}
+            n = {part: f"{counts[part][0]} training, {counts[part][1]} validation samples"
+                 for part in parts}
+            out.update({"templates": f"{templates}: the template-blend samples "
+                                     f"({n['templates']}), and the reference brain mask",
+                        "synthesis": "bids_infantage.models.label_synthesis.milestones "
+                                     f"({n['milestones']}) and bids_infantage.models.synthesis "
+                                     f"({n['templates']})"})
     return out
