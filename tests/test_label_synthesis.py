@@ -362,7 +362,11 @@ def test_mixed_synthesis_stacks_both_cohorts_and_records_both(tmp_path, monkeypa
     for bad in ([600, 1], [2], "2,1"):
         with pytest.raises(InputError, match="mixed_samples templates"):
             build_data(tmp_path, tmp_path / "shared", dict(settings, mixed_samples={"templates": bad}), 1)
-    calls.clear()
+    calls.clear()  # more samples than the age strata would not continue the folder's ages
+    for too_many in (dict(DEFAULTS, **MILESTONE_RECIPE, n_train=1024), dict(settings, n_train=2000)):
+        with pytest.raises(InputError, match="the ages are drawn for 512 and 96"):
+            build_data(tmp_path, tmp_path / "shared", too_many, 1)
+    assert calls == []
     with pytest.raises(InputError, match="template-blend synthesis"):
         build_data(tmp_path, tmp_path / "shared", dict(settings, training_age_range_months=[0, 30]), 1)
     assert calls == [] and not any(tmp_path.glob("*ages0-30*"))

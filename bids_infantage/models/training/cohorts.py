@@ -208,11 +208,20 @@ def build_data(cache: Path, shared: Path, settings: dict, nprocs: int) -> tuple[
 
 
 def _part_counts(settings: dict, part: str, share: int, strata: dict) -> tuple[int, int]:
-    """(training, validation) samples of one part of the cohorts (:func:`build_data`)."""
+    """(training, validation) samples of one part of the cohorts (:func:`build_data`). A count
+    beyond its age strata is refused: the samples already in the folder were drawn for the
+    strata, so more would not continue their ages (:func:`~bids_infantage.models.dataset.
+    generate_cohort`)."""
     value = (settings.get("mixed_samples") or {}).get(part)
-    if value is None:
-        return settings["n_train"] // share, settings["n_val"] // share
     limits = (strata.get("train") or settings["n_train"], strata.get("val") or settings["n_val"])
+    if value is None:
+        n_train, n_val = settings["n_train"] // share, settings["n_val"] // share
+        if n_train > limits[0] or n_val > limits[1]:
+            raise InputError(f"{n_train} training and {n_val} validation samples per cohort: the "
+                             f"ages are drawn for {limits[0]} and {limits[1]}; give --n-train "
+                             f"and --n-val up to {limits[0] * share} and {limits[1] * share}, or "
+                             "set age_strata in --settings and use a new --cache-dir")
+        return n_train, n_val
     try:
         n_train, n_val = (int(v) for v in value)
     except (TypeError, ValueError):
