@@ -107,6 +107,38 @@ def test_cv_bundle_is_accepted_by_model_option(synthetic_cv, tmp_path):
     assert np.isfinite(pred["age"]) and pred["sd"] > 0
 
 
+def test_settings_file_sets_the_network_and_input(synthetic_cv, tmp_path, capsys):
+    """--settings gives the cross-validation the milestone recipe's network (mean+max pooling)
+    and input (no brain-size input): the final bundle is built with them, so its age does not
+    move with the volume input; cohort keys of bids-infantage-train are refused in one line."""
+    import json
+
+    from bids_infantage.models.bundle.resolve import load_bundle
+
+    folder = sorted({p.parent for p in synthetic_cv["cache"].rglob("sample-*.npz")})[0]
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"pooling": "mean+max", "input": {"volume_feature": "none"}}))
+    out = tmp_path / "out"
+    rc = cv.main([str(out), "--synthetic-dir", str(folder), "--tiny", "--configs", "t1w",
+                  "--folds", "2", "--repeats", "1", "--nprocs", "1", "--settings", str(settings)])
+    assert rc == 0
+    bundle = load_bundle(str(out / "model"))
+    assert bundle.meta["training"]["settings"]["pooling"] == "mean+max"
+    assert bundle.meta["normalization"]["volume_feature"] == "none"
+    assert bundle.meta["architecture_kwargs"]["pooling"] == "mean+max"
+    sample = cv.load_sample_files(sorted(folder.glob("sample-*.npz"))[:1])
+    image = sample["image"][0].astype(np.float32)
+    ages = [bundle.predict(image, ml, "t1w", saliency=False)["age"] for ml in (600.0, 1200.0)]
+    assert np.isfinite(ages[0]) and ages[0] == pytest.approx(ages[1], abs=1e-6)
+
+    settings.write_text(json.dumps({"synthesis": "milestones", "lr": 5e-4}))
+    rc = cv.main([str(tmp_path / "refused"), "--synthetic-dir", str(folder), "--tiny",
+                  "--settings", str(settings)])
+    assert rc == 2 and not (tmp_path / "refused").exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "synthesis cannot be set in a cross-validation" in err[0]
+
+
 def test_preprocessing_is_recorded_with_cohort_and_bundle(synthetic_cv):
     """The synthetic cohort records the preprocessing its samples went through, and the bundle
     carries it (provenance: a model is only valid with the preprocessing it was trained on)."""

@@ -17,6 +17,41 @@ from .final import predict_external, train_final_bundle
 from .folds import DEFAULTS, TINY, cross_validate, model_label
 from .outputs import _print_table, write_outputs
 
+#: Keys of ``--settings`` a cross-validation uses: those of the network, the optimizer, the
+#: model input and its augmentation. The cohort keys of ``bids-infantage-train`` (``synthesis``,
+#: ``n_train`` ...) do not apply: the cohort is DERIVATIVES, --synthetic or --synthetic-dir.
+SETTINGS_KEYS = ("folds", "repeats", "seed", "members", "final_members", "epochs", "batch_size",
+                 "lr", "channels", "loss_weights", "pooling", "input")
+
+
+def cv_settings(args) -> dict:
+    """Settings of a run: :data:`~bids_infantage.models.cv.folds.DEFAULTS`, then ``--tiny``,
+    then the ``--settings`` file (merged as :func:`~bids_infantage.models.training.cli.
+    merge_settings` does), then the integer flags (``--folds`` ...).
+
+    Raises
+    ------
+    InputError
+        The ``--settings`` file cannot be read, or has a key outside :data:`SETTINGS_KEYS`.
+    """
+    from ..training.cli import merge_settings
+
+    settings = json.loads(json.dumps(DEFAULTS))
+    if args.tiny:
+        settings.update(TINY)
+    if args.settings is not None:
+        merged = merge_settings(settings, args.settings)
+        other = sorted(set(merged) - set(settings) - set(SETTINGS_KEYS))
+        if other:
+            raise InputError(f"{args.settings}: {', '.join(other)} cannot be set in a "
+                             "cross-validation (its cohort is DERIVATIVES, --synthetic or "
+                             f"--synthetic-dir); remove them, keep only {', '.join(SETTINGS_KEYS)}")
+        settings = merged
+    for key in ("folds", "repeats", "seed", "epochs", "members", "final_members"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    return settings
+
 
 def main(argv=None) -> int:
     """Console script ``bids-infantage-cv``."""
@@ -45,6 +80,12 @@ def main(argv=None) -> int:
     for key in ("folds", "repeats", "seed", "epochs", "members", "final_members"):
         p.add_argument(f"--{key.replace('_', '-')}", type=int, default=None,
                        help=f"default {DEFAULTS[key]}")
+    p.add_argument("--settings", type=Path, metavar="JSON",
+                   help="a JSON object merged over the training settings, as in "
+                        "bids-infantage-train --settings: network, optimizer, input and "
+                        "augmentation keys (" + ", ".join(SETTINGS_KEYS) + "); e.g. "
+                        "'{\"pooling\": \"mean+max\", \"lr\": 5e-4, \"input\": "
+                        "{\"volume_feature\": \"none\"}}' for the milestone recipe's network")
     p.add_argument("--tiny", action="store_true", help="tiny network and 2 epochs (tests, CI)")
     p.add_argument("--no-bundle", action="store_true", help="statistics only, no final model")
     p.add_argument("--name", default="infantage-cohort", help="name of the bundle")
@@ -54,13 +95,8 @@ def main(argv=None) -> int:
     sources = [x for x in (args.derivatives, args.synthetic, args.synthetic_dir) if x is not None]
     if len(sources) != 1:
         p.error("give exactly one cohort: DERIVATIVES, --synthetic N or --synthetic-dir")
-    settings = json.loads(json.dumps(DEFAULTS))
-    if args.tiny:
-        settings.update(TINY)
-    for key in ("folds", "repeats", "seed", "epochs", "members", "final_members"):
-        if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
     try:
+        settings = cv_settings(args)
         if args.derivatives is not None:
             data = load_derivatives_cohort(args.derivatives)
             source = f"participant outputs in {args.derivatives}"

@@ -21,7 +21,7 @@ def _final_job(job):
     s = _JOB["settings"]
     net = train_member(_JOB["data"], config, seed=_job_seed(config, 99, 99, member, s["seed"]),
                        epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"],
-                       channels=s["channels"], loss_weights=s["loss_weights"])
+                       channels=s["channels"], loss_weights=s["loss_weights"], settings=s)
     return {k: v.clone() for k, v in net.state_dict().items()}
 
 
@@ -51,8 +51,8 @@ def train_final_bundle(data: dict, configs, settings: dict, predictions: pd.Data
     oof = predictions[predictions["repeat"] == 0].set_index("subject")
     for c in configs:
         nets = members_from_states(c, [st for (cfg, _), st in zip(jobs, states) if cfg == c],
-                                   settings["channels"])
-        _, _, feats = predict_members(nets, data, c)
+                                   settings["channels"], pooling=settings.get("pooling", "mean"))
+        _, _, feats = predict_members(nets, data, c, settings=settings)
         rows = oof[oof["configuration"] == c].loc[data["id"]]
         means = rows["predicted_age_raw"].to_numpy(float)[None]
         vars_ = rows["variance"].to_numpy(float)[None]

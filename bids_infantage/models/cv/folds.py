@@ -103,7 +103,7 @@ def _run_job(job):
     t0 = time.time()
     seed = _job_seed(model_label(architecture, config), repeat, fold, member, s["seed"])
     kw = dict(epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"], channels=s["channels"],
-              loss_weights=s["loss_weights"], architecture=architecture)
+              loss_weights=s["loss_weights"], architecture=architecture, settings=s)
     test = _subset(data, test_idx)
     train = _subset(data, train_idx)
     if architecture == "wada":
@@ -114,14 +114,14 @@ def _run_job(job):
             ages = data["age"][train_idx]
             part = train_idx[(ages >= lo) & (ages <= hi)]
             net = train_member(_subset(data, part), config, seed=seed + k, **kw)
-            preds.append((predict_members([net], test, config),
-                          predict_members([net], train, config)[0][0]))
+            preds.append((predict_members([net], test, config, settings=s),
+                          predict_members([net], train, config, settings=s)[0][0]))
         ((my, vy, _), fit_y), ((mo, vo, _), fit_o) = preds
         mean, var = blend_age_ranges(my[0], mo[0], vy[0], vo[0])
         return mean, var, time.time() - t0, blend_age_ranges(fit_y, fit_o)[0]
     net = train_member(train, config, seed=seed, **kw)
-    means, vars_, _ = predict_members([net], test, config)
-    fitted = predict_members([net], train, config)[0][0]
+    means, vars_, _ = predict_members([net], test, config, settings=s)
+    fitted = predict_members([net], train, config, settings=s)[0][0]
     return means[0], vars_[0], time.time() - t0, fitted
 
 
