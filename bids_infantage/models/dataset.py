@@ -13,6 +13,10 @@ LOGGER = logging.getLogger("bids_infantage.training")
 _WORKER: dict = {}
 
 
+#: Ages (months) the models cover, and of the synthetic samples unless a cohort says otherwise
+MODEL_AGE_RANGE_MONTHS = (0.0, 24.0)
+
+
 def _init_worker(atlas_path: str, reference_path: str, masks_tsv: str) -> None:
     import SimpleITK as sitk
 
@@ -47,7 +51,7 @@ def _make_one(args) -> str:
 
 
 def generate_cohort(out_dir, *, atlas_path, reference_path, masks_tsv, n: int, seed: int,
-                    age_range=(0.0, 24.0), nprocs: int = 2, strata: int | None = None) -> list[Path]:
+                    age_range=MODEL_AGE_RANGE_MONTHS, nprocs: int = 2, strata: int | None = None) -> list[Path]:
     """Generate ``n`` synthetic samples with ages uniform in ``age_range`` (months).
 
     Ages are stratified (one per equal-width bin, jittered) so the label distribution is flat,

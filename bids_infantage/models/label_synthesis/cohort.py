@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..dataset import MODEL_AGE_RANGE_MONTHS
 from .fields import LABEL_SYNTHESIS_VERSION, LabelFields
 from .generator import LabelInfantGenerator
 
@@ -57,7 +58,7 @@ def _make_one(job) -> str:
 
 
 def generate_label_cohort(out_dir, *, fields_path, reference_path, masks_tsv, n: int, seed: int,
-                          age_range=(0.0, 24.0), nprocs: int = 2, strata: int | None = None,
+                          age_range=MODEL_AGE_RANGE_MONTHS, nprocs: int = 2, strata: int | None = None,
                           anatomy_path=None):
     """``n`` samples of
     :class:`~bids_infantage.models.label_synthesis.generator.LabelInfantGenerator` as
@@ -81,7 +82,7 @@ def generate_label_cohort(out_dir, *, fields_path, reference_path, masks_tsv, n:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     record = {"generator": "labels", "label_synthesis_version": LABEL_SYNTHESIS_VERSION}
-    if tuple(float(a) for a in age_range) != (0.0, 24.0):  # 0-24 cohorts keep their old record
+    if tuple(float(a) for a in age_range) != MODEL_AGE_RANGE_MONTHS:  # 0-24 cohorts keep their old record
         record["age_range_months"] = [float(a) for a in age_range]
     if anatomy_path:
         from .milestones import MILESTONE_SYNTHESIS_VERSION

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fields import FIELD_GROUPS, LABEL_SHAPE, LABEL_SPACING_MM, LabelFields
+from .fields import FIELD_GROUPS, LABEL_SHAPE, LABEL_SPACING_MM, TISSUE_CLASSES, LabelFields
 
 #: FreeSurfer aseg labels (FreeSurferColorLUT) by tissue group. ``wm`` and ``gm`` take the
 #: template's white- / grey-matter field; ``deep`` (nuclei, brainstem, cerebellum, whose
@@ -119,7 +119,7 @@ class LabelInfantGenerator:
 
         rng = self.rng
         brain = labels > 0
-        cortex = np.isin(labels, (3, 42))
+        cortex = np.isin(labels, TISSUE_CLASSES["cortex"])
         gm_med = [float(np.median(img[c][cortex])) if cortex.any() else 0.5 for c in range(2)]
         tissue = brain & ~np.isin(labels, GROUPS["csf"])
         for c in range(2):  # contrast gain about the cortex: keeps the sign of each contrast

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ...utils.checksums import sha256
+from ..dataset import MODEL_AGE_RANGE_MONTHS
 from ..transforms import CONFIGURATIONS
 from .augmentation import _JOB_DATA
 from .calibration import calibrate, validation_predictions
@@ -171,7 +172,7 @@ def write_bundle(out_dir: Path, nets_by_config: dict, calibrations: dict, *, set
         **_architecture_record(settings),
         "geometry": {"shape": [64, 64, 64], "spacing_mm": 3.0, "reference": "reference_mask.nii.gz"},
         "normalization": input_normalization(settings),
-        "age_range_months": [0.0, 24.0],
+        "age_range_months": list(MODEL_AGE_RANGE_MONTHS),
         "test_time_augmentation": {"flip_left_right": True,
                                    "shift_voxels": int(settings.get("tta_shift_voxels", 0))},
         "volume_norms_ml": volume_norms,

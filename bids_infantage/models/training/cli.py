@@ -12,7 +12,7 @@ from ...utils.errors import InputError
 from ..transforms import CONFIGURATIONS
 from .bundle_writer import train_bundle
 from .calibration import add_template_term, recalibrate_interval
-from .recipes import DEFAULTS, LABEL_RECIPE, MILESTONE_RECIPE, TRANSFER_RECIPE
+from .recipes import DEFAULTS, RECIPES
 
 
 def main(argv=None) -> int:
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     for key in ("n_train", "n_val", "epochs", "members"):
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=None,
                             help=f"default {DEFAULTS[key]}")
-    parser.add_argument("--recipe", choices=["basic", "transfer", "labels", "milestones"], default="basic",
+    parser.add_argument("--recipe", choices=list(RECIPES), default="basic",
                         help="model input and augmentation: basic (99th-percentile intensities, "
                              "brain-volume input), transfer (rank intensities, no volume input, "
                              "contrast augmentation; issue #14) or labels (label-driven "
@@ -71,13 +71,7 @@ def main(argv=None) -> int:
                                       n_val=args.n_val or DEFAULTS["n_val"], nprocs=args.nprocs)
         print(json.dumps(report, indent=1))
         return 0
-    settings = dict(DEFAULTS)
-    if args.recipe == "transfer":
-        settings.update(TRANSFER_RECIPE)
-    elif args.recipe == "labels":
-        settings.update(LABEL_RECIPE)
-    elif args.recipe == "milestones":
-        settings.update(MILESTONE_RECIPE)
+    settings = dict(DEFAULTS, **RECIPES[args.recipe])
     if args.architecture != "multitask":
         settings["architecture"] = args.architecture
     settings.update({k: getattr(args, k) for k in ("n_train", "n_val", "epochs", "members")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ...utils.errors import InputError
+from ..dataset import MODEL_AGE_RANGE_MONTHS
 
 LOGGER = logging.getLogger("bids_infantage.training")
 
@@ -100,7 +101,7 @@ def cohort_parts(cache: Path, settings: dict) -> list[tuple[str, Path, Path]]:
 
 #: Ages (months) of the synthetic training and validation samples unless the settings'
 #: ``training_age_range_months`` says otherwise: the model's range
-DEFAULT_TRAINING_AGES = (0.0, 24.0)
+DEFAULT_TRAINING_AGES = MODEL_AGE_RANGE_MONTHS
 
 
 def training_age_range(settings: dict) -> tuple[float, float]:

@@ -45,10 +45,15 @@ LABEL_RECIPE = {
 #: synthesis")
 MILESTONE_RECIPE = {
     "synthesis": "milestones",
-    "input": {"volume_feature": "none", "augment": "contrast"},
+    "input": dict(LABEL_RECIPE["input"]),
     "pooling": "mean+max",
     "lr": 5e-4,
 }
+
+
+#: ``bids-infantage-train --recipe``: the settings each recipe puts over :data:`DEFAULTS`
+RECIPES = {"basic": {}, "transfer": TRANSFER_RECIPE, "labels": LABEL_RECIPE,
+           "milestones": MILESTONE_RECIPE}
 
 
 def input_normalization(settings: dict) -> dict:
