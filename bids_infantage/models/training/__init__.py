@@ -46,10 +46,19 @@ from .members import (
     save_member,
     train_member,
 )
-from .recipes import DEFAULTS, LABEL_RECIPE, MILESTONE_RECIPE, TRANSFER_RECIPE, input_normalization
+from .recipes import (
+    DEFAULT_RECIPE,
+    DEFAULTS,
+    LABEL_RECIPE,
+    MILESTONE_RECIPE,
+    MIXED_RECIPE,
+    TRANSFER_RECIPE,
+    input_normalization,
+)
 
 __all__ = [
-    "BUNDLE_ARCHITECTURES", "DEFAULTS", "LABEL_RECIPE", "MILESTONE_RECIPE", "SHIFT_BANDS",
+    "BUNDLE_ARCHITECTURES", "DEFAULT_RECIPE", "DEFAULTS", "LABEL_RECIPE", "MILESTONE_RECIPE",
+    "MIXED_RECIPE", "SHIFT_BANDS",
     "TRANSFER_RECIPE",
     "add_template_term", "build_data", "build_network", "calibrate", "cohort_dirs",
     "ensure_generator", "ensure_label_fields", "ensure_reference", "input_normalization",

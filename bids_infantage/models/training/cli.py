@@ -12,7 +12,7 @@ from ...utils.errors import InputError
 from ..transforms import CONFIGURATIONS
 from .bundle_writer import train_bundle
 from .calibration import add_template_term, recalibrate_interval
-from .recipes import DEFAULTS, RECIPES
+from .recipes import DEFAULT_RECIPE, DEFAULTS, RECIPES
 
 
 def main(argv=None) -> int:
@@ -40,13 +40,17 @@ def main(argv=None) -> int:
     for key in ("n_train", "n_val", "epochs", "members"):
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=None,
                             help=f"default {DEFAULTS[key]}")
-    parser.add_argument("--recipe", choices=list(RECIPES), default="basic",
-                        help="model input and augmentation: basic (99th-percentile intensities, "
-                             "brain-volume input), transfer (rank intensities, no volume input, "
-                             "contrast augmentation; issue #14) or labels (label-driven "
+    parser.add_argument("--recipe", choices=list(RECIPES), default=None,
+                        help="training data, model input and augmentation: mixed (default, the "
+                             "shipped model's: 512 milestone samples and 64 template-blend "
+                             "samples, no volume input, 2 members), basic (template blend, "
+                             "99th-percentile intensities, brain-volume input; the default "
+                             "before 0.3), transfer (rank intensities, no volume input, "
+                             "contrast augmentation; issue #14), labels (label-driven "
                              "synthesis from the infant-asegs anatomy, no volume input, "
                              "contrast augmentation) or milestones (the same anatomy, contrast "
-                             "from the published myelination milestones)")
+                             "from the published myelination milestones); --architecture "
+                             "wada2019 defaults to basic")
     parser.add_argument("--settings", type=Path, default=None, metavar="JSON",
                         help="a JSON object merged over the recipe's training settings (its "
                              "\"input\" record key by key), e.g. {\"input\": {\"gamma_sd\": 0.2}} "
@@ -71,6 +75,8 @@ def main(argv=None) -> int:
                                       n_val=args.n_val or DEFAULTS["n_val"], nprocs=args.nprocs)
         print(json.dumps(report, indent=1))
         return 0
+    if args.recipe is None:  # the Wada et al. baseline keeps the recipe it was shipped with
+        args.recipe = DEFAULT_RECIPE if args.architecture == "multitask" else "basic"
     settings = dict(DEFAULTS, **RECIPES[args.recipe])
     if args.architecture != "multitask":
         settings["architecture"] = args.architecture
