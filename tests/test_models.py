@@ -62,7 +62,26 @@ def test_default_bundle_loads_and_predicts():
         bands = spec["calibration"]["shift_sd_bands"]
         assert [b[:2] for b in bands] == [[0.0, 6.0], [6.0, 12.0], [12.0, 18.0], [18.0, 24.0]]
         assert all(b[2] > 0.5 for b in bands), (cfg, bands)
-        assert spec["calibration"]["interval_calibration"]["n_val"] >= 64
+        # validation samples behind the term: a recalibration's, else the training's
+        n_val = spec["calibration"].get("interval_calibration", {}).get(
+            "n_val", bundle.meta["training"]["settings"]["n_val"])
+        assert n_val >= 64
+
+
+def test_default_recipe_reproduces_the_shipped_bundle_settings():
+    """``bids-infantage-train`` without ``--recipe`` trains with the settings recorded in the
+    shipped default's ``bundle.json``, so its member fingerprints (which follow the settings)
+    match the shipped members'."""
+    from bids_infantage.models.bundle.resolve import load_bundle
+    from bids_infantage.models.training import DEFAULT_RECIPE, DEFAULTS, member_fingerprint
+    from bids_infantage.models.training.recipes import RECIPES
+
+    shipped = load_bundle().meta
+    recipe = json.loads(json.dumps(dict(DEFAULTS, **RECIPES[DEFAULT_RECIPE])))  # JSON types
+    assert shipped["training"]["settings"] == recipe
+    assert member_fingerprint(shipped["training"]["settings"], None) == member_fingerprint(recipe, None)
+    assert shipped["normalization"]["volume_feature"] == "none"
+    assert all(spec["members"] == recipe["members"] for spec in shipped["configurations"].values())
 
 
 def test_bundle_sha256_mismatch_is_caught(tmp_path):
@@ -412,6 +431,9 @@ def test_calibration_widens_the_interval_by_the_domain_shift_term(tmp_path):
     shutil.copytree(resolve_bundle(None), folder)
     meta = json.loads((folder / "bundle.json").read_text())
     meta["configurations"]["t1w"]["calibration"].pop("shift_sd_bands", None)
+    # the linear correction moved 12 months up, so that this random image reads past 12
+    # months (where the T1w-only rule applies) whatever the shipped networks make of it
+    meta["configurations"]["t1w"]["calibration"]["intercept"] += 12.0
     (folder / "bundle.json").write_text(json.dumps(meta))
     image = np.random.default_rng(3).random((3, 64, 64, 64)).astype(np.float32)
     before = ModelBundle(folder).predict(image, 900.0, "t1w", saliency=False)
@@ -422,7 +444,7 @@ def test_calibration_widens_the_interval_by_the_domain_shift_term(tmp_path):
     assert after["age"] == pytest.approx(before["age"])
     assert after["sd"] == pytest.approx(np.hypot(before["sd"], 3.0), rel=1e-6)
     t1w_flag = [f for f in after["flags"] if f.startswith("T1w only")]
-    assert after["age"] + 1.0 > 12.0 and t1w_flag  # this random image reads as about 17 months
+    assert after["age"] + 1.0 > 12.0 and t1w_flag
     # T1w alone cannot resolve 12-24 months: the upper bound is the top of the model's range,
     # the lower bound stays age - z * sd
     half = meta["configurations"]["t1w"]["calibration"]["interval_z"] * after["sd"]
