@@ -51,7 +51,7 @@ MILESTONE_RECIPE = {
 }
 
 
-#: The shipped default's recipe (issue #14; model card, "The shipped default"): the networks
+#: The shipped default's recipe (issue #14; model card, "Validation and transfer"): the networks
 #: and inputs of :data:`MILESTONE_RECIPE`, trained on 512 milestone samples stacked with 64
 #: template-blend samples (validation: 96 + 96). A larger template share (128) made ``t1w``
 #: read the other template family 3-6 months too old; without template samples ``t1w`` read
