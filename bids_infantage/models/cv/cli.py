@@ -83,9 +83,11 @@ def main(argv=None) -> int:
     p.add_argument("--settings", type=Path, metavar="JSON",
                    help="a JSON object merged over the training settings, as in "
                         "bids-infantage-train --settings: network, optimizer, input and "
-                        "augmentation keys (" + ", ".join(SETTINGS_KEYS) + "); e.g. "
-                        "'{\"pooling\": \"mean+max\", \"lr\": 5e-4, \"input\": "
-                        "{\"volume_feature\": \"none\"}}' for the milestone recipe's network")
+                        "augmentation keys (" + ", ".join(SETTINGS_KEYS) + "); the defaults "
+                        "are the shipped model's (pooling mean+max, lr 5e-4, no brain-size "
+                        "input, contrast augmentation); e.g. '{\"pooling\": \"mean\", "
+                        "\"lr\": 2e-3, \"input\": {\"volume_feature\": \"log\", "
+                        "\"augment\": \"basic\"}}' for the previous default's network")
     p.add_argument("--tiny", action="store_true", help="tiny network and 2 epochs (tests, CI)")
     p.add_argument("--no-bundle", action="store_true", help="statistics only, no final model")
     p.add_argument("--name", default="infantage-cohort", help="name of the bundle")
