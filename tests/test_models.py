@@ -73,11 +73,10 @@ def test_default_recipe_reproduces_the_shipped_bundle_settings():
     shipped default's ``bundle.json``, so its member fingerprints (which follow the settings)
     match the shipped members'."""
     from bids_infantage.models.bundle.resolve import load_bundle
-    from bids_infantage.models.training import DEFAULT_RECIPE, DEFAULTS, member_fingerprint
-    from bids_infantage.models.training.recipes import RECIPES
+    from bids_infantage.models.training import DEFAULT_RECIPE, member_fingerprint, recipe_settings
 
     shipped = load_bundle().meta
-    recipe = json.loads(json.dumps(dict(DEFAULTS, **RECIPES[DEFAULT_RECIPE])))  # JSON types
+    recipe = json.loads(json.dumps(recipe_settings(DEFAULT_RECIPE)))  # JSON types
     assert shipped["training"]["settings"] == recipe
     assert member_fingerprint(shipped["training"]["settings"], None) == member_fingerprint(recipe, None)
     assert shipped["normalization"]["volume_feature"] == "none"

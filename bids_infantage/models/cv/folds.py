@@ -10,31 +10,28 @@ import numpy as np
 import pandas as pd
 
 from ...utils.errors import InputError
-from ..training import DEFAULTS as TRAINING_DEFAULTS
-from ..training.recipes import DEFAULT_RECIPE, RECIPES
+from ..training.recipes import DEFAULT_RECIPE, recipe_settings
 from .cohort import _subset
 
 LOGGER = logging.getLogger("bids_infantage.training")
 
 
-#: Keys of the shipped default's recipe that a cross-validation takes: its network (pooling),
-#: optimizer (lr) and model input and augmentation (no brain-size input, contrast augmentation)
-RECIPE_KEYS = ("lr", "pooling", "input")
+#: Training settings a cross-validation takes from the shipped default's recipe: its network
+#: (channels, pooling), optimizer and loss (epochs, batch_size, lr, loss_weights) and model
+#: input and augmentation (no brain-size input, contrast augmentation)
+NETWORK_KEYS = ("epochs", "batch_size", "lr", "channels", "loss_weights", "pooling", "input")
 
 #: Settings of a cross-validation run (``--settings`` and the CLI flags override them): the
-#: network, optimizer and input of the shipped default model, i.e.
-#: :data:`bids_infantage.models.training.DEFAULTS` with the :data:`RECIPE_KEYS` of
-#: ``RECIPES[DEFAULT_RECIPE]``, so a cohort retrains the network it would run (until now
-#: a cross-validation trained the previous default's network: mean pooling, lr 2e-3 and
-#: a brain-size input).
+#: :data:`NETWORK_KEYS` of ``recipe_settings(DEFAULT_RECIPE)``, so a cohort retrains the
+#: network it would run (until 2e5fa07 a cross-validation trained the previous default's
+#: network: mean pooling, lr 2e-3 and a brain-size input).
 DEFAULTS = {
     "folds": 5,
     "repeats": 2,
     "seed": 0,
     "members": 1,
     "final_members": 2,
-    **{k: TRAINING_DEFAULTS[k] for k in ("epochs", "batch_size", "lr", "channels", "loss_weights")},
-    **{k: v for k, v in RECIPES[DEFAULT_RECIPE].items() if k in RECIPE_KEYS},
+    **{k: v for k, v in recipe_settings(DEFAULT_RECIPE).items() if k in NETWORK_KEYS},
 }
 #: A tiny configuration for tests and CI (seconds per job).
 TINY = {"epochs": 2, "channels": [4, 8, 8, 8], "batch_size": 4, "final_members": 1}

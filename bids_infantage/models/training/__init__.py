@@ -54,6 +54,7 @@ from .recipes import (
     MIXED_RECIPE,
     TRANSFER_RECIPE,
     input_normalization,
+    recipe_settings,
 )
 
 __all__ = [
@@ -63,6 +64,6 @@ __all__ = [
     "add_template_term", "build_data", "build_network", "calibrate", "cohort_dirs",
     "ensure_generator", "ensure_label_fields", "ensure_reference", "input_normalization",
     "load_member", "main", "member_fingerprint", "members_from_states", "paint_csf",
-    "predict_members", "recalibrate_interval", "save_config_weights", "save_member",
+    "predict_members", "recalibrate_interval", "recipe_settings", "save_config_weights", "save_member",
     "template_term", "train_bundle", "train_member", "validation_predictions", "write_bundle",
 ]

@@ -12,7 +12,7 @@ from ...utils.errors import InputError
 from ..transforms import CONFIGURATIONS
 from .bundle_writer import train_bundle
 from .calibration import add_template_term, recalibrate_interval
-from .recipes import DEFAULT_RECIPE, DEFAULTS, RECIPES
+from .recipes import DEFAULT_RECIPE, DEFAULTS, RECIPES, recipe_settings
 
 
 def main(argv=None) -> int:
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
         return 0
     if args.recipe is None:  # the Wada et al. baseline keeps the recipe it was shipped with
         args.recipe = DEFAULT_RECIPE if args.architecture == "multitask" else "basic"
-    settings = dict(DEFAULTS, **RECIPES[args.recipe])
+    settings = recipe_settings(args.recipe)
     if args.architecture != "multitask":
         settings["architecture"] = args.architecture
     settings.update({k: getattr(args, k) for k in ("n_train", "n_val", "epochs", "members")

@@ -73,6 +73,18 @@ RECIPES = {"mixed": MIXED_RECIPE, "basic": {}, "transfer": TRANSFER_RECIPE,
 DEFAULT_RECIPE = "mixed"
 
 
+def recipe_settings(name: str) -> dict:
+    """Training settings of recipe ``name``: :data:`DEFAULTS` with ``RECIPES[name]`` over them
+    (a new dict whose nested values are the recipe's own: copy them before changing them).
+
+    Raises
+    ------
+    KeyError
+        ``name`` is not in :data:`RECIPES`.
+    """
+    return dict(DEFAULTS, **RECIPES[name])
+
+
 def input_normalization(settings: dict) -> dict:
     """The ``normalization`` record of a bundle trained with ``settings``.
 
