@@ -798,3 +798,63 @@ def test_training_settings_file_merges_over_the_recipe_and_sets_the_gamma_width(
         out = np.stack([_augment(x[i:i + 1] * 1, np.ones(1), rng, gamma_sd=sd)[0][0] for i in range(20)])
         spread[sd] = float(np.std(out))
     assert spread[0.0] < spread[0.08] < spread[0.2]
+
+
+def test_configuration_settings_give_one_configuration_its_own_training(tmp_path, capsys, monkeypatch):
+    """``settings["configurations"]`` (recipe ``mixed-gamma``) gives the configurations with a
+    T2w a training gamma SD of 0.5: their members are trained (``bids-infantage-train``'s
+    worker and ``bids-infantage-cv``'s final bundle) and fingerprinted with it, while ``t1w``
+    keeps the ``mixed`` recipe's settings and so the cached members of that recipe; a key a
+    configuration cannot set for itself is refused, by the CLI in one line naming the file."""
+    import torch
+
+    from bids_infantage.models import training
+    from bids_infantage.models.cv import final, folds
+    from bids_infantage.models.training import configuration_settings, member_fingerprint, recipe_settings
+    from bids_infantage.models.training import main as train_main
+    from bids_infantage.models.training.augmentation import _JOB_DATA
+
+    gamma = json.loads(json.dumps(recipe_settings("mixed-gamma")))
+    mixed = json.loads(json.dumps(recipe_settings("mixed")))
+    assert configuration_settings(gamma, "t1w") == mixed
+    assert member_fingerprint(configuration_settings(gamma, "t1w"), None) == member_fingerprint(mixed, None)
+    for config in ("t2w", "t1w+t2w", "ratio", "t1w+t2w+ratio"):
+        own = configuration_settings(gamma, config)
+        assert own["input"] == dict(mixed["input"], gamma_sd=0.5)  # merged key by key
+        assert {k: v for k, v in own.items() if k != "input"} == {
+            k: v for k, v in mixed.items() if k != "input"}
+        assert member_fingerprint(own, None) != member_fingerprint(mixed, None)
+    assert "gamma_sd" not in mixed["input"]  # the recipe's own record is untouched
+
+    for bad, words in (({"t1": {"lr": 1e-3}}, "unknown configuration 't1'"),
+                       ({"t1w": {"channels": [4, 8, 8, 8]}}, "cannot set channels"),
+                       ({"ratio": {"input": {"volume_feature": "log"}}}, "input.volume_feature")):
+        with pytest.raises(ValueError, match=words):
+            configuration_settings(dict(mixed, configurations=bad), "t1w")
+    extra = tmp_path / "per-config.json"
+    extra.write_text(json.dumps({"configurations": {"t1w": {"pooling": "mean"}}}))
+    assert train_main(["--settings", str(extra), "--out", str(tmp_path / "b"),
+                       "--cache-dir", str(tmp_path / "c"), "--shared", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "per-config.json" in err and "cannot set pooling" in err
+    assert not (tmp_path / "b").exists()
+
+    seen = {}
+
+    def spy(data, config, seed, **kw):
+        seen[config] = kw["settings"]
+        return torch.nn.Linear(1, 1)
+
+    monkeypatch.setattr(training.members, "train_member", spy)
+    monkeypatch.setitem(_JOB_DATA, "train", {})
+    monkeypatch.setitem(_JOB_DATA, "settings", gamma)
+    for config in ("t1w", "ratio"):
+        training.members._train_job((config, 0))
+    assert "gamma_sd" not in seen["t1w"]["input"] and seen["ratio"]["input"]["gamma_sd"] == 0.5
+    assert "configurations" not in seen["ratio"]
+    seen.clear()
+    monkeypatch.setattr(training, "train_member", spy)
+    monkeypatch.setattr(folds, "_JOB", {"data": {}, "settings": dict(folds.DEFAULTS, **gamma)})
+    monkeypatch.setattr(final, "_JOB", folds._JOB)
+    final._final_job(("t2w", 0))
+    assert seen["t2w"]["input"]["gamma_sd"] == 0.5

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..training.recipes import configuration_settings
 from .folds import _JOB, _job_seed, _map
 
 
@@ -18,7 +19,7 @@ def _final_job(job):
 
     config, member = job
     torch.set_num_threads(1)
-    s = _JOB["settings"]
+    s = configuration_settings(_JOB["settings"], config)
     net = train_member(_JOB["data"], config, seed=_job_seed(config, 99, 99, member, s["seed"]),
                        epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"],
                        channels=s["channels"], loss_weights=s["loss_weights"], settings=s)
@@ -52,7 +53,7 @@ def train_final_bundle(data: dict, configs, settings: dict, predictions: pd.Data
     for c in configs:
         nets = members_from_states(c, [st for (cfg, _), st in zip(jobs, states) if cfg == c],
                                    settings["channels"], pooling=settings.get("pooling", "mean"))
-        _, _, feats = predict_members(nets, data, c, settings=settings)
+        _, _, feats = predict_members(nets, data, c, settings=configuration_settings(settings, c))
         rows = oof[oof["configuration"] == c].loc[data["id"]]
         means = rows["predicted_age_raw"].to_numpy(float)[None]
         vars_ = rows["variance"].to_numpy(float)[None]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ...utils.errors import InputError
-from ..training.recipes import DEFAULT_RECIPE, recipe_settings
+from ..training.recipes import DEFAULT_RECIPE, configuration_settings, recipe_settings
 from .cohort import _subset
 
 LOGGER = logging.getLogger("bids_infantage.training")
@@ -18,8 +18,10 @@ LOGGER = logging.getLogger("bids_infantage.training")
 
 #: Training settings a cross-validation takes from the shipped default's recipe: its network
 #: (channels, pooling), optimizer and loss (epochs, batch_size, lr, loss_weights) and model
-#: input and augmentation (no brain-size input, contrast augmentation)
-NETWORK_KEYS = ("epochs", "batch_size", "lr", "channels", "loss_weights", "pooling", "input")
+#: input and augmentation (no brain-size input, contrast augmentation), and the settings of
+#: single configurations (``configurations``; :func:`configuration_settings`)
+NETWORK_KEYS = ("epochs", "batch_size", "lr", "channels", "loss_weights", "pooling", "input",
+                "configurations")
 
 #: Settings of a cross-validation run (``--settings`` and the CLI flags override them): the
 #: :data:`NETWORK_KEYS` of ``recipe_settings(DEFAULT_RECIPE)``, so a cohort retrains the
@@ -105,7 +107,7 @@ def _run_job(job):
 
     architecture, config, repeat, fold, member, train_idx, test_idx = job
     torch.set_num_threads(1)
-    s = _JOB["settings"]
+    s = configuration_settings(_JOB["settings"], config)
     data = _JOB["data"]
     t0 = time.time()
     seed = _job_seed(model_label(architecture, config), repeat, fold, member, s["seed"])

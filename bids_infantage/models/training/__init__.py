@@ -51,17 +51,20 @@ from .recipes import (
     DEFAULTS,
     LABEL_RECIPE,
     MILESTONE_RECIPE,
+    MIXED_GAMMA_RECIPE,
     MIXED_RECIPE,
     TRANSFER_RECIPE,
+    configuration_settings,
     input_normalization,
     recipe_settings,
 )
 
 __all__ = [
     "BUNDLE_ARCHITECTURES", "DEFAULT_RECIPE", "DEFAULTS", "LABEL_RECIPE", "MILESTONE_RECIPE",
-    "MIXED_RECIPE", "SHIFT_BANDS",
+    "MIXED_GAMMA_RECIPE", "MIXED_RECIPE", "SHIFT_BANDS",
     "TRANSFER_RECIPE",
     "add_template_term", "build_data", "build_network", "calibrate", "cohort_dirs",
+    "configuration_settings",
     "ensure_generator", "ensure_label_fields", "ensure_reference", "input_normalization",
     "load_member", "main", "member_fingerprint", "members_from_states", "paint_csf",
     "predict_members", "recalibrate_interval", "recipe_settings", "save_config_weights", "save_member",

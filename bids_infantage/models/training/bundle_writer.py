@@ -17,7 +17,7 @@ from .augmentation import _JOB_DATA
 from .calibration import calibrate, validation_predictions
 from .cohorts import _data_provenance, build_data, cohort_dirs, cohort_preprocessing_record, cohort_record
 from .members import _train_job, load_member, member_fingerprint, members_from_states, save_config_weights, save_member
-from .recipes import input_normalization
+from .recipes import configuration_settings, input_normalization
 
 LOGGER = logging.getLogger("bids_infantage.training")
 
@@ -48,8 +48,11 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
     architecture = settings.get("architecture", "multitask")
     member_dir = cache / ("members" if architecture == "multitask" else f"members-{architecture}")
     preprocessing = cohort_preprocessing_record(cache, settings)
-    fingerprint = member_fingerprint(settings, preprocessing, cohort_record(cache, settings))
-    done = {job: load_member(member_dir, *job, fingerprint) for job in jobs}
+    # per configuration: its own settings (configuration_settings) decide its members
+    generator = cohort_record(cache, settings)
+    fingerprints = {config: member_fingerprint(configuration_settings(settings, config),
+                                               preprocessing, generator) for config in configs}
+    done = {job: load_member(member_dir, *job, fingerprints[job[0]]) for job in jobs}
     todo = [job for job in jobs if done[job] is None]
     LOGGER.info("%d members to train, %d from %s", len(todo), len(jobs) - len(todo), member_dir)
     from ...utils.progress import map_with_progress
@@ -58,7 +61,7 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
     trained = map_with_progress(_train_job, todo, nprocs, logger=LOGGER, what="members",
                                 describe=lambda job: f"{job[0]} member {job[1]}")
     for job, result in zip(todo, trained):
-        save_member(member_dir, *job, fingerprint, *result)
+        save_member(member_dir, *job, fingerprints[job[0]], *result)
         done[job] = result
     for job in jobs:
         log.write("\n".join(done[job][2]) + "\n")
@@ -68,12 +71,13 @@ def train_bundle(out_dir: Path, cache: Path, shared: Path, *, configs, settings:
     torch.set_num_threads(max(1, nprocs))  # after the fork: OpenMP pools do not survive fork
     nets_by_config, calibrations, seconds = {}, {}, {}
     for config in configs:
+        own = configuration_settings(settings, config)
         nets = members_from_states(
             config, [st for (cfg, _), (st, _) in zip(jobs, states) if cfg == config],
             settings["channels"], architecture, settings.get("pooling", "mean"))
         means, vars_, feats, perturbed = validation_predictions(
-            nets, val, config, settings,
-            perturbed=(settings.get("input") or {}).get("augment") == "contrast")
+            nets, val, config, own,
+            perturbed=(own.get("input") or {}).get("augment") == "contrast")
         cal = calibrate(means, vars_, feats, val["age"], perturbed_means=perturbed)
         nets_by_config[config], calibrations[config] = nets, cal
         seconds[config] = [round(sec, 1) for (cfg, _), (_, sec) in zip(jobs, states) if cfg == config]

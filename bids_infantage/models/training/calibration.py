@@ -12,6 +12,7 @@ import numpy as np
 
 from .cohorts import ensure_generator
 from .members import predict_members
+from .recipes import configuration_settings
 
 LOGGER = logging.getLogger("bids_infantage.training")
 
@@ -129,7 +130,8 @@ def recalibrate_interval(bundle_dir: Path, cache: Path, shared: Path, *, n_val: 
     for config, spec in meta["configurations"].items():
         old = spec["calibration"]
         means, vars_, feats, pert = validation_predictions(
-            bundle.networks(config), val, config, dict(settings, tta_shift_voxels=shift),
+            bundle.networks(config), val, config,
+            dict(configuration_settings(settings, config), tta_shift_voxels=shift),
             perturbed=True)
         new = calibrate(means, vars_, feats, val["age"], perturbed_means=pert,
                         linear=(old["intercept"], old["slope"]))

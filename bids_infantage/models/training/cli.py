@@ -12,7 +12,7 @@ from ...utils.errors import InputError
 from ..transforms import CONFIGURATIONS
 from .bundle_writer import train_bundle
 from .calibration import add_template_term, recalibrate_interval
-from .recipes import DEFAULT_RECIPE, DEFAULTS, RECIPES, recipe_settings
+from .recipes import DEFAULT_RECIPE, DEFAULTS, RECIPES, configuration_settings, recipe_settings
 
 
 def main(argv=None) -> int:
@@ -43,7 +43,8 @@ def main(argv=None) -> int:
     parser.add_argument("--recipe", choices=list(RECIPES), default=None,
                         help="training data, model input and augmentation: mixed (default, the "
                              "shipped model's: 512 milestone samples and 64 template-blend "
-                             "samples, no volume input, 2 members), basic (template blend, "
+                             "samples, no volume input, 2 members), mixed-gamma (mixed with a training "
+                             "gamma SD of 0.5 for the configurations with a T2w), basic (template blend, "
                              "99th-percentile intensities, brain-volume input; the default "
                              "before 0.3), transfer (rank intensities, no volume input, "
                              "contrast augmentation; issue #14), labels (label-driven "
@@ -54,7 +55,10 @@ def main(argv=None) -> int:
     parser.add_argument("--settings", type=Path, default=None, metavar="JSON",
                         help="a JSON object merged over the recipe's training settings (its "
                              "\"input\" record key by key), e.g. {\"input\": {\"gamma_sd\": 0.2}} "
-                             "or {\"lr\": 1e-3}; the members' cache fingerprint follows it")
+                             "or {\"lr\": 1e-3}; \"configurations\" gives one configuration "
+                             "its own epochs, lr, loss_weights or input augmentation, e.g. "
+                             "{\"configurations\": {\"t1w\": {\"input\": {\"gamma_sd\": 0.08}}}}; "
+                             "the members' cache fingerprint follows them")
     parser.add_argument("--recalibrate-interval", action="store_true",
                         help="do not train: add the domain-shift term to the intervals of the "
                              "bundle in --out (recalibrate_interval; --n-val samples)")
@@ -88,6 +92,12 @@ def main(argv=None) -> int:
         except InputError as err:
             print(f"bids-infantage-train: error: {err}", file=sys.stderr)
             return 2
+    try:  # a configuration's own settings ("configurations") are checked before any training
+        for config in args.configs:
+            configuration_settings(settings, config)
+    except ValueError as err:
+        print(f"bids-infantage-train: error: {args.settings or args.recipe}: {err}", file=sys.stderr)
+        return 2
     try:
         bundle = train_bundle(args.out, args.cache_dir, args.shared, configs=args.configs,
                               settings=settings, nprocs=args.nprocs, name=name)

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..transforms import CONFIGURATIONS
 from .augmentation import _JOB_DATA, _batch_tensors
+from .recipes import configuration_settings
 
 LOGGER = logging.getLogger("bids_infantage.training")
 
@@ -213,7 +214,7 @@ def _train_job(job):
 
     config, index = job
     torch.set_num_threads(1)
-    settings = _JOB_DATA["settings"]
+    settings = configuration_settings(_JOB_DATA["settings"], config)
     t0 = time.time()
     history: list[str] = []
     net = train_member(_JOB_DATA["train"], config, seed=1000 * (index + 1) + len(config),

@@ -65,9 +65,22 @@ MIXED_RECIPE = dict(
     members=2,
 )
 
+#: The input configurations with a T2w channel (all but ``t1w``)
+T2W_CONFIGURATIONS = ("t2w", "t1w+t2w", "ratio", "t1w+t2w+ratio")
+
+#: :data:`MIXED_RECIPE` with a wider training gamma (SD of its log 0.5, not 0.08) for the
+#: configurations with a T2w (issue #14; model card, "Training gamma SD 0.5"): on
+#: ``tpl-UNCBCP4DInfant`` their members read the same within a member's spread while a gamma of
+#: 0.8 or 1.25 moves them 2-3 times less; ``t1w`` with that gamma read both template families
+#: a month worse, so it keeps 0.08
+MIXED_GAMMA_RECIPE = dict(
+    MIXED_RECIPE,
+    configurations={config: {"input": {"gamma_sd": 0.5}} for config in T2W_CONFIGURATIONS},
+)
+
 #: ``bids-infantage-train --recipe``: the settings each recipe puts over :data:`DEFAULTS`
-RECIPES = {"mixed": MIXED_RECIPE, "basic": {}, "transfer": TRANSFER_RECIPE,
-           "labels": LABEL_RECIPE, "milestones": MILESTONE_RECIPE}
+RECIPES = {"mixed": MIXED_RECIPE, "mixed-gamma": MIXED_GAMMA_RECIPE, "basic": {},
+           "transfer": TRANSFER_RECIPE, "labels": LABEL_RECIPE, "milestones": MILESTONE_RECIPE}
 
 #: the recipe of the shipped default bundle, ``bids-infantage-train``'s default
 DEFAULT_RECIPE = "mixed"
@@ -83,6 +96,63 @@ def recipe_settings(name: str) -> dict:
         ``name`` is not in :data:`RECIPES`.
     """
     return dict(DEFAULTS, **RECIPES[name])
+
+
+#: Settings a configuration may set for itself in ``settings["configurations"][config]``: they
+#: change how its members are trained and calibrated, not the network or the model input
+CONFIGURATION_KEYS = ("epochs", "lr", "loss_weights", "input")
+
+#: ``input`` keys that define the model input of the whole bundle (its ``normalization``
+#: record), so no configuration may set them for itself
+SHARED_INPUT_KEYS = ("intensity", "rank_erode_voxels", "volume_feature")
+
+
+def configuration_settings(settings: dict, config: str) -> dict:
+    """The training settings of one input configuration: ``settings`` without its
+    ``"configurations"`` entry, with ``settings["configurations"][config]`` over them (its
+    ``input`` record merged key by key, as ``bids-infantage-train --settings``). A
+    configuration without an entry gets ``settings`` as they are, so its members keep the
+    cache fingerprint they had before the entry existed.
+
+    Parameters
+    ----------
+    settings : dict
+        Training settings (e.g. :func:`recipe_settings`); optional
+        ``"configurations": {config: {key: value}}`` with keys from :data:`CONFIGURATION_KEYS`.
+    config : str
+        An input configuration (``t1w``, ``t2w``, ``t1w+t2w``, ``ratio``, ``t1w+t2w+ratio``).
+
+    Returns
+    -------
+    dict
+        New settings (nested values shared with ``settings``: copy them before changing them).
+
+    Raises
+    ------
+    ValueError
+        ``"configurations"`` names an unknown configuration, a key outside
+        :data:`CONFIGURATION_KEYS`, or an ``input`` key of :data:`SHARED_INPUT_KEYS`.
+    """
+    from ..transforms import CONFIGURATIONS
+
+    per_config = settings.get("configurations") or {}
+    if not isinstance(per_config, dict):
+        raise ValueError("training settings: \"configurations\" must map a configuration to "
+                         "its settings, e.g. {\"t2w\": {\"input\": {\"gamma_sd\": 0.5}}}")
+    for name, own in per_config.items():
+        if name not in CONFIGURATIONS:
+            raise ValueError(f"training settings: unknown configuration {name!r} in "
+                             f"\"configurations\"; use {', '.join(CONFIGURATIONS)}")
+        bad = [k for k in own if k not in CONFIGURATION_KEYS]
+        bad += [f"input.{k}" for k in (own.get("input") or {}) if k in SHARED_INPUT_KEYS]
+        if bad:
+            raise ValueError(f"training settings: configuration {name!r} cannot set "
+                             f"{', '.join(bad)} for itself (only {', '.join(CONFIGURATION_KEYS)}, "
+                             "and no input key that sets the bundle's model input)")
+    merged = {k: v for k, v in settings.items() if k != "configurations"}
+    for key, value in (per_config.get(config) or {}).items():
+        merged[key] = {**(merged.get("input") or {}), **value} if key == "input" else value
+    return merged
 
 
 def input_normalization(settings: dict) -> dict:
