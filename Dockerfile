@@ -111,7 +111,7 @@ RUN set -eu; \
 # --------------------------------------------------------------------------- final
 FROM ${BASE_IMAGE}
 
-ARG VERSION=0.3.0
+ARG VERSION=0.4.0
 ARG EXTRA_APT_PACKAGES=
 
 LABEL org.opencontainers.image.title="bids-infantage" \

@@ -41,10 +41,11 @@ def main(argv=None) -> int:
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=None,
                             help=f"default {DEFAULTS[key]}")
     parser.add_argument("--recipe", choices=list(RECIPES), default=None,
-                        help="training data, model input and augmentation: mixed (default, the "
-                             "shipped model's: 512 milestone samples and 64 template-blend "
-                             "samples, no volume input, 2 members), mixed-gamma (mixed with a training "
-                             "gamma SD of 0.5 for the configurations with a T2w), basic (template blend, "
+                        help="training data, model input and augmentation: mixed-gamma "
+                             "(default, the shipped model's since 0.4.0: mixed with a training "
+                             "gamma SD of 0.5 for the configurations with a T2w), mixed (the "
+                             "0.3.0 default's: 512 milestone samples and 64 template-blend "
+                             "samples, no volume input, 2 members), basic (template blend, "
                              "99th-percentile intensities, brain-volume input; the default "
                              "before 0.3), transfer (rank intensities, no volume input, "
                              "contrast augmentation; issue #14), labels (label-driven "

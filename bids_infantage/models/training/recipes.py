@@ -51,7 +51,7 @@ MILESTONE_RECIPE = {
 }
 
 
-#: The shipped default's recipe (issue #14; model card, "Validation and transfer"): the networks
+#: The 0.3.0 default's recipe (issue #14; model card, "The 0.3.0 default"): the networks
 #: and inputs of :data:`MILESTONE_RECIPE`, trained on 512 milestone samples stacked with 64
 #: template-blend samples (validation: 96 + 96). A larger template share (128) made ``t1w``
 #: read the other template family 3-6 months too old; without template samples ``t1w`` read
@@ -68,11 +68,12 @@ MIXED_RECIPE = dict(
 #: The input configurations with a T2w channel (all but ``t1w``)
 T2W_CONFIGURATIONS = ("t2w", "t1w+t2w", "ratio", "t1w+t2w+ratio")
 
-#: :data:`MIXED_RECIPE` with a wider training gamma (SD of its log 0.5, not 0.08) for the
-#: configurations with a T2w (issue #14; model card, "Training gamma SD 0.5"): on
-#: ``tpl-UNCBCP4DInfant`` their members read the same within a member's spread while a gamma of
-#: 0.8 or 1.25 moves them 2-3 times less; ``t1w`` with that gamma read both template families
-#: a month worse, so it keeps 0.08
+#: The shipped default's recipe since 0.4.0: :data:`MIXED_RECIPE` with a wider training gamma
+#: (SD of its log 0.5, not 0.08) for the configurations with a T2w (issue #14; model card,
+#: "Validation and transfer"): a gamma of 0.8 or 1.25 moves their age 1.6-7.6 times less, and
+#: on ``tpl-UNCBCP4DInfant`` they read 2.97 months off on average (``mixed``: 2.91); ``t1w``
+#: with that gamma read both template families a month worse, so it keeps 0.08 (and the
+#: ``mixed`` members)
 MIXED_GAMMA_RECIPE = dict(
     MIXED_RECIPE,
     configurations={config: {"input": {"gamma_sd": 0.5}} for config in T2W_CONFIGURATIONS},
@@ -83,7 +84,7 @@ RECIPES = {"mixed": MIXED_RECIPE, "mixed-gamma": MIXED_GAMMA_RECIPE, "basic": {}
            "transfer": TRANSFER_RECIPE, "labels": LABEL_RECIPE, "milestones": MILESTONE_RECIPE}
 
 #: the recipe of the shipped default bundle, ``bids-infantage-train``'s default
-DEFAULT_RECIPE = "mixed"
+DEFAULT_RECIPE = "mixed-gamma"
 
 
 def recipe_settings(name: str) -> dict:
