@@ -110,11 +110,14 @@ def test_cv_bundle_is_accepted_by_model_option(synthetic_cv, tmp_path):
     assert np.isfinite(pred["age"]) and pred["sd"] > 0
 
 
-def test_defaults_are_the_shipped_models_network_and_input():
+def test_defaults_are_the_shipped_models_network_and_input(tmp_path):
     """Without --settings a cross-validation trains the network, optimizer and input of the
     shipped default's recipe (mean+max pooling, its learning rate, no brain-size input,
-    contrast augmentation), not the previous default's (mean pooling, lr 2e-3, size input)."""
+    contrast augmentation, the configurations' own training gamma), not the previous
+    default's (mean pooling, lr 2e-3, size input); a configuration's setting it cannot have is
+    refused before any training."""
     import argparse
+    import json
 
     from bids_infantage.models.cv.cli import cv_settings
     from bids_infantage.models.training.recipes import DEFAULT_RECIPE, RECIPES
@@ -125,8 +128,15 @@ def test_defaults_are_the_shipped_models_network_and_input():
     assert settings["pooling"] == recipe["pooling"] == "mean+max"
     assert settings["lr"] == recipe["lr"] and settings["input"] == recipe["input"]
     assert settings["input"]["volume_feature"] == "none"
+    # the recipe's settings of single configurations (wide training gamma with a T2w) too
+    assert settings["configurations"] == recipe["configurations"]
+    assert settings["configurations"]["ratio"]["input"]["gamma_sd"] == 0.5
     settings["input"]["augment"] = "changed"  # a copy: the recipe is not modified
     assert recipe["input"]["augment"] == "contrast"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"configurations": {"t2w": {"pooling": "mean"}}}))
+    with pytest.raises(InputError, match="bad.json.*cannot set pooling"):
+        cv_settings(argparse.Namespace(tiny=False, settings=bad, **flags))
 
 
 def test_settings_file_sets_the_network_and_input(synthetic_cv, tmp_path, capsys):

@@ -21,7 +21,7 @@ from .outputs import _print_table, write_outputs
 #: model input and its augmentation. The cohort keys of ``bids-infantage-train`` (``synthesis``,
 #: ``n_train`` ...) do not apply: the cohort is DERIVATIVES, --synthetic or --synthetic-dir.
 SETTINGS_KEYS = ("folds", "repeats", "seed", "members", "final_members", "epochs", "batch_size",
-                 "lr", "channels", "loss_weights", "pooling", "input")
+                 "lr", "channels", "loss_weights", "pooling", "input", "configurations")
 
 
 def cv_settings(args) -> dict:
@@ -32,9 +32,13 @@ def cv_settings(args) -> dict:
     Raises
     ------
     InputError
-        The ``--settings`` file cannot be read, or has a key outside :data:`SETTINGS_KEYS`.
+        The ``--settings`` file cannot be read, has a key outside :data:`SETTINGS_KEYS`, or
+        gives a configuration a setting it cannot have for itself
+        (:func:`~bids_infantage.models.training.recipes.configuration_settings`).
     """
     from ..training.cli import merge_settings
+    from ..training.recipes import configuration_settings
+    from ..transforms import CONFIGURATIONS
 
     settings = json.loads(json.dumps(DEFAULTS))
     if args.tiny:
@@ -50,6 +54,11 @@ def cv_settings(args) -> dict:
     for key in ("folds", "repeats", "seed", "epochs", "members", "final_members"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
+    try:  # the settings of single configurations ("configurations"), before any training
+        for config in CONFIGURATIONS:
+            configuration_settings(settings, config)
+    except ValueError as err:
+        raise InputError(f"{args.settings}: {err}") from None
     return settings
 
 
