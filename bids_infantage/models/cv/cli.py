@@ -34,11 +34,10 @@ def cv_settings(args) -> dict:
     InputError
         The ``--settings`` file cannot be read, has a key outside :data:`SETTINGS_KEYS`, or
         gives a configuration a setting it cannot have for itself
-        (:func:`~bids_infantage.models.training.recipes.configuration_settings`).
+        (:func:`~bids_infantage.models.training.recipes.check_configuration_settings`).
     """
     from ..training.cli import merge_settings
-    from ..training.recipes import configuration_settings
-    from ..transforms import CONFIGURATIONS
+    from ..training.recipes import check_configuration_settings
 
     settings = json.loads(json.dumps(DEFAULTS))
     if args.tiny:
@@ -55,8 +54,7 @@ def cv_settings(args) -> dict:
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     try:  # the settings of single configurations ("configurations"), before any training
-        for config in CONFIGURATIONS:
-            configuration_settings(settings, config)
+        check_configuration_settings(settings)
     except ValueError as err:
         raise InputError(f"{args.settings}: {err}") from None
     return settings

@@ -12,7 +12,7 @@ from ...utils.errors import InputError
 from ..transforms import CONFIGURATIONS
 from .bundle_writer import train_bundle
 from .calibration import add_template_term, recalibrate_interval
-from .recipes import DEFAULT_RECIPE, DEFAULTS, RECIPES, configuration_settings, recipe_settings
+from .recipes import DEFAULT_RECIPE, DEFAULTS, RECIPES, check_configuration_settings, overlay_settings, recipe_settings
 
 
 def main(argv=None) -> int:
@@ -94,8 +94,7 @@ def main(argv=None) -> int:
             print(f"bids-infantage-train: error: {err}", file=sys.stderr)
             return 2
     try:  # a configuration's own settings ("configurations") are checked before any training
-        for config in args.configs:
-            configuration_settings(settings, config)
+        check_configuration_settings(settings)
     except ValueError as err:
         print(f"bids-infantage-train: error: {args.settings or args.recipe}: {err}", file=sys.stderr)
         return 2
@@ -111,8 +110,8 @@ def main(argv=None) -> int:
 
 
 def merge_settings(settings: dict, path: Path) -> dict:
-    """``settings`` with the JSON object in ``path`` merged over it: top-level keys replace
-    the recipe's, except ``"input"``, which is merged key by key (so that
+    """``settings`` with the JSON object in ``path`` merged over it (:func:`overlay_settings`:
+    top-level keys replace the recipe's, except ``"input"``, which is merged key by key, so that
     ``{"input": {"gamma_sd": 0.2}}`` keeps the recipe's intensity and size inputs).
 
     Raises
@@ -128,13 +127,7 @@ def merge_settings(settings: dict, path: Path) -> dict:
     if not isinstance(extra, dict):
         raise InputError(f"{path}: the training settings must be a JSON object, "
                          "e.g. {\"lr\": 1e-3}")
-    merged = dict(settings)
-    for key, value in extra.items():
-        if key == "input" and isinstance(value, dict):
-            merged["input"] = {**(settings.get("input") or {}), **value}
-        else:
-            merged[key] = value
-    return merged
+    return overlay_settings(settings, extra)
 
 
 if __name__ == "__main__":

@@ -108,30 +108,28 @@ CONFIGURATION_KEYS = ("epochs", "lr", "loss_weights", "input")
 SHARED_INPUT_KEYS = ("intensity", "rank_erode_voxels", "volume_feature")
 
 
-def configuration_settings(settings: dict, config: str) -> dict:
-    """The training settings of one input configuration: ``settings`` without its
-    ``"configurations"`` entry, with ``settings["configurations"][config]`` over them (its
-    ``input`` record merged key by key, as ``bids-infantage-train --settings``). A
-    configuration without an entry gets ``settings`` as they are, so its members keep the
-    cache fingerprint they had before the entry existed.
+def overlay_settings(settings: dict, extra: dict) -> dict:
+    """``settings`` with ``extra`` over them: a key of ``extra`` replaces the setting, except
+    ``"input"``, which is merged key by key (so that ``{"input": {"gamma_sd": 0.2}}`` keeps
+    the intensity and size inputs). The rule of ``bids-infantage-train --settings`` and of a
+    configuration's own settings (:func:`configuration_settings`). Returns a new dict."""
+    merged = dict(settings)
+    for key, value in extra.items():
+        if key == "input" and isinstance(value, dict):
+            merged["input"] = {**(settings.get("input") or {}), **value}
+        else:
+            merged[key] = value
+    return merged
 
-    Parameters
-    ----------
-    settings : dict
-        Training settings (e.g. :func:`recipe_settings`); optional
-        ``"configurations": {config: {key: value}}`` with keys from :data:`CONFIGURATION_KEYS`.
-    config : str
-        An input configuration (``t1w``, ``t2w``, ``t1w+t2w``, ``ratio``, ``t1w+t2w+ratio``).
 
-    Returns
-    -------
-    dict
-        New settings (nested values shared with ``settings``: copy them before changing them).
+def check_configuration_settings(settings: dict) -> None:
+    """Check ``settings["configurations"]`` (see :func:`configuration_settings`) before any
+    training.
 
     Raises
     ------
     ValueError
-        ``"configurations"`` names an unknown configuration, a key outside
+        It is not a mapping, names an unknown configuration, a key outside
         :data:`CONFIGURATION_KEYS`, or an ``input`` key of :data:`SHARED_INPUT_KEYS`.
     """
     from ..transforms import CONFIGURATIONS
@@ -150,10 +148,36 @@ def configuration_settings(settings: dict, config: str) -> dict:
             raise ValueError(f"training settings: configuration {name!r} cannot set "
                              f"{', '.join(bad)} for itself (only {', '.join(CONFIGURATION_KEYS)}, "
                              "and no input key that sets the bundle's model input)")
-    merged = {k: v for k, v in settings.items() if k != "configurations"}
-    for key, value in (per_config.get(config) or {}).items():
-        merged[key] = {**(merged.get("input") or {}), **value} if key == "input" else value
-    return merged
+
+
+def configuration_settings(settings: dict, config: str) -> dict:
+    """The training settings of one input configuration: ``settings`` without its
+    ``"configurations"`` entry, with ``settings["configurations"][config]`` over them
+    (:func:`overlay_settings`: its ``input`` record merged key by key). A configuration
+    without an entry gets ``settings`` as they are, so its members keep the cache fingerprint
+    they had before the entry existed.
+
+    Parameters
+    ----------
+    settings : dict
+        Training settings (e.g. :func:`recipe_settings`); optional
+        ``"configurations": {config: {key: value}}`` with keys from :data:`CONFIGURATION_KEYS`.
+    config : str
+        An input configuration (``t1w``, ``t2w``, ``t1w+t2w``, ``ratio``, ``t1w+t2w+ratio``).
+
+    Returns
+    -------
+    dict
+        New settings (nested values shared with ``settings``: copy them before changing them).
+
+    Raises
+    ------
+    ValueError
+        As :func:`check_configuration_settings`.
+    """
+    check_configuration_settings(settings)
+    shared = {k: v for k, v in settings.items() if k != "configurations"}
+    return overlay_settings(shared, (settings.get("configurations") or {}).get(config) or {})
 
 
 def input_normalization(settings: dict) -> dict:
