@@ -56,6 +56,10 @@ def test_default_bundle_loads_and_predicts():
     assert bundle.choose_configuration(True, True) == min(maes, key=maes.get)
     assert bundle.choose_configuration(True, False) == "t1w"
     assert bundle.choose_configuration(False, True) == "t2w"
+    # a T1w and T2w that are not one brain in register: auto reads the better single image
+    single = {c: m for c, m in maes.items() if c in ("t1w", "t2w")}
+    assert bundle.choose_configuration(True, True, same_brain=False) == min(single, key=single.get)
+    assert bundle.choose_configuration(True, True, "ratio", same_brain=False) == "ratio"  # as asked
     ref = bundle.reference_mask()
     assert ref.GetSize() == (64, 64, 64)
     for cfg, spec in bundle.meta["configurations"].items():  # intervals with the domain-shift term
@@ -858,3 +862,40 @@ def test_configuration_settings_give_one_configuration_its_own_training(tmp_path
     monkeypatch.setattr(final, "_JOB", folds._JOB)
     final._final_job(("t2w", 0))
     assert seen["t2w"]["input"]["gamma_sd"] == 0.5
+
+
+@pytest.mark.parametrize("correlation", [None, 0.85, 0.2])
+def test_inference_reads_one_image_when_t1w_and_t2w_are_not_one_brain(tmp_path, correlation):
+    """A T1w and T2w that failed the same-brain check (the BMEXInfant 24-month pair: edge
+    correlation 0.16 before and 0.22 after the rigid registration, every other template pair
+    0.77-0.87) feed no ratio under --modality auto: the node reads the better single image and
+    its flags say so. An explicit --modality is kept."""
+    import SimpleITK as sitk
+
+    from bids_infantage.image.registration import SAME_BRAIN_MIN
+    from bids_infantage.interfaces.inference import BrainAgeInference
+    from bids_infantage.models.bundle.resolve import load_bundle
+
+    bundle = load_bundle()
+    ref = sitk.GetArrayFromImage(bundle.reference_mask()) > 0
+    rng = np.random.default_rng(0)
+    image = np.stack([rng.uniform(0.3, 1.0, ref.shape) * ref for _ in range(3)]).astype(np.float32)
+    np.savez(tmp_path / "input.npz", image=image)
+    maes = {c: s["calibration"]["val_mae_months"] for c, s in bundle.meta["configurations"].items()}
+    for modality in ("auto", "ratio"):
+        node = BrainAgeInference(model_input=str(tmp_path / "input.npz"), volume_ml=800.0, model="infantage-default",
+                                 modality=modality, has_t1w=True, has_t2w=True,
+                                 t1w_t2w_edge_correlation=correlation)
+        cwd = tmp_path / f"{modality}-{correlation}"
+        cwd.mkdir()
+        res = node.run(cwd=str(cwd))
+        pred = json.loads(Path(res.outputs.prediction).read_text())
+        fallback = modality == "auto" and correlation is not None and correlation < SAME_BRAIN_MIN
+        if modality == "ratio":
+            expected = "ratio"
+        elif fallback:
+            expected = min(("t1w", "t2w"), key=maes.get)
+        else:
+            expected = bundle.choose_configuration(True, True)
+        assert res.outputs.configuration == pred["configuration"] == expected
+        assert any("may not show the same brain" in f for f in pred["flags"]) == fallback, pred["flags"]

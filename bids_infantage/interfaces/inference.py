@@ -15,6 +15,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
+from ..image.registration import SAME_BRAIN_MIN
 from ..utils.columns import BRAINAGE_COLUMNS, WADA_COLUMNS
 from ..utils.numbers import format_against, format_pair
 
@@ -37,6 +38,10 @@ class _InferenceInputSpec(BaseInterfaceInputSpec):
     modality = traits.Str("auto", usedefault=True, desc="input configuration or auto")
     has_t1w = traits.Bool(mandatory=True)
     has_t2w = traits.Bool(mandatory=True)
+    t1w_t2w_edge_correlation = traits.Either(
+        None, traits.Float, usedefault=True,
+        desc="edge correlation of the registered T1w and T2w (None: one image); below "
+             "SAME_BRAIN_MIN, --modality auto reads one image")
     device = traits.Enum("auto", "cpu", "cuda", usedefault=True, nohash=True)
     omp_nthreads = traits.Int(1, usedefault=True, nohash=True)
 
@@ -48,7 +53,13 @@ class _InferenceOutputSpec(TraitedSpec):
 
 
 class BrainAgeInference(SimpleInterface):
-    """Run the model ensemble on one session (``model.eval()``, ``torch.no_grad()``)."""
+    """Run the model ensemble on one session (``model.eval()``, ``torch.no_grad()``).
+
+    With ``--modality auto`` and a T1w and T2w that failed the same-brain check
+    (``t1w_t2w_edge_correlation`` below
+    :data:`~bids_infantage.image.registration.SAME_BRAIN_MIN`), the configuration is chosen
+    among those that read one image (:meth:`ModelBundle.choose_configuration`,
+    ``same_brain=False``) and the prediction's flags say so."""
 
     input_spec = _InferenceInputSpec
     output_spec = _InferenceOutputSpec
@@ -61,10 +72,17 @@ class BrainAgeInference(SimpleInterface):
 
         torch.set_num_threads(max(1, self.inputs.omp_nthreads))
         bundle = load_bundle(self.inputs.model)
-        config = bundle.choose_configuration(self.inputs.has_t1w, self.inputs.has_t2w, self.inputs.modality)
+        corr = self.inputs.t1w_t2w_edge_correlation
+        same_brain = corr is None or not math.isfinite(corr) or corr >= SAME_BRAIN_MIN
+        config = bundle.choose_configuration(self.inputs.has_t1w, self.inputs.has_t2w, self.inputs.modality,
+                                             same_brain=same_brain)
         data = np.load(self.inputs.model_input)
         pred = bundle.predict(data["image"], self.inputs.volume_ml, config,
                               device=pick_device(self.inputs.device))
+        if not same_brain and self.inputs.modality == "auto" and self.inputs.has_t1w and self.inputs.has_t2w:
+            image = {"t1w": "T1w", "t2w": "T2w"}.get(config, config)
+            pred["flags"] = [*pred["flags"], f"--modality auto read the {image} alone: the T1w and T2w "
+                             "may not show the same brain"]
         cwd = Path(runtime.cwd)
         sal = sitk.GetImageFromArray(pred.pop("saliency"))
         sal.CopyInformation(bundle.reference_mask())

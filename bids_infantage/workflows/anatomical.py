@@ -40,8 +40,9 @@ def init_anat_preproc_wf(*, has_t1w: bool, has_t2w: bool, skull_strip: str = "au
         The anatomical reference image, its brain mask and N4 field.
     volume_ml
         Brain volume (ml).
-    t1w_t2w_xfm, t1w_t2w_dice
-        Rigid transform (ITK) and mask Dice (None with one modality).
+    t1w_t2w_xfm, t1w_t2w_dice, t1w_t2w_edge_correlation
+        Rigid transform (ITK), mask Dice and edge correlation (the same-brain check) of the
+        registered images (None with one modality).
     ratio
         T1w/T2w ratio map (both modalities only).
     warnings
@@ -74,7 +75,8 @@ def init_anat_preproc_wf(*, has_t1w: bool, has_t2w: bool, skull_strip: str = "au
                         name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=[
         "t1w_preproc", "t2w_preproc", "t1w_before", "anat_preproc", "anat_validated", "anat_mask",
-        "bias_field", "volume_ml", "t1w_t2w_xfm", "t1w_t2w_dice", "ratio", "warnings"]),
+        "bias_field", "volume_ml", "t1w_t2w_xfm", "t1w_t2w_dice", "t1w_t2w_edge_correlation", "ratio",
+        "warnings"]),
         name="outputnode")
     # one input per list of messages: Merge would concatenate them into one list of strings,
     # which _flatten must not iterate character by character
@@ -121,7 +123,8 @@ def init_anat_preproc_wf(*, has_t1w: bool, has_t2w: bool, skull_strip: str = "au
             (masks["t2w"], rigid, [("out_mask", "fixed_mask")]),
             (masks["t1w"], rigid, [("out_mask", "moving_mask")]),
             (rigid, outputnode, [("out_file", "t1w_preproc"), ("out_before", "t1w_before"),
-                                 ("out_xfm", "t1w_t2w_xfm"), ("mask_dice", "t1w_t2w_dice")]),
+                                 ("out_xfm", "t1w_t2w_xfm"), ("mask_dice", "t1w_t2w_dice"),
+                                 ("edge_correlation", "t1w_t2w_edge_correlation")]),
             (rigid, merge_warn, [("warnings", "in5")]),
             (rigid, ratio, [("out_file", "t1w_file")]),
             (n4["t2w"], ratio, [("out_file", "t2w_file")]),
@@ -130,6 +133,7 @@ def init_anat_preproc_wf(*, has_t1w: bool, has_t2w: bool, skull_strip: str = "au
         ])
     else:
         outputnode.inputs.t1w_t2w_dice = None
+        outputnode.inputs.t1w_t2w_edge_correlation = None
         merge_warn.inputs.in5 = []
     if not has_t1w:
         merge_warn.inputs.in1 = merge_warn.inputs.in2 = []

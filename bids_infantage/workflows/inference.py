@@ -18,7 +18,8 @@ def init_inference_wf(*, model: str, modality: str, has_t1w: bool, has_t2w: bool
 
     Inputs
     ------
-    t1w_preproc, t2w_preproc, anat_preproc, anat_mask, volume_ml, t1w_t2w_dice
+    t1w_preproc, t2w_preproc, anat_preproc, anat_mask, volume_ml, t1w_t2w_dice,
+    t1w_t2w_edge_correlation
         From :func:`~bids_infantage.workflows.anatomical.init_anat_preproc_wf`.
     subject, session, chronological_age, warnings
 
@@ -77,7 +78,7 @@ def init_inference_wf(*, model: str, modality: str, has_t1w: bool, has_t2w: bool
     )
     inputnode = pe.Node(niu.IdentityInterface(fields=[
         "t1w_preproc", "t2w_preproc", "anat_preproc", "anat_mask", "volume_ml", "t1w_t2w_dice",
-        "subject", "session", "chronological_age", "warnings"]), name="inputnode")
+        "t1w_t2w_edge_correlation", "subject", "session", "chronological_age", "warnings"]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=[
         "table", "table_meta", "saliency_anat", "saliency_ref", "anat_ref", "t1w_ref", "ratio_ref",
         "anat2ref_xfm", "normalization_dice", "prediction", "configuration", "regional_table",
@@ -97,7 +98,8 @@ def init_inference_wf(*, model: str, modality: str, has_t1w: bool, has_t2w: bool
     workflow.connect([
         (inputnode, normalize, [("anat_mask", "mask_file")]),
         (normalize, infer, [("model_input", "model_input")]),
-        (inputnode, infer, [("volume_ml", "volume_ml")]),
+        (inputnode, infer, [("volume_ml", "volume_ml"),
+                            ("t1w_t2w_edge_correlation", "t1w_t2w_edge_correlation")]),
         (infer, sal2anat, [("saliency", "in_file")]),
         (inputnode, sal2anat, [("anat_preproc", "anat_file")]),
         (normalize, sal2anat, [("out_xfm", "xfm_file")]),

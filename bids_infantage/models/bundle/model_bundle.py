@@ -78,12 +78,20 @@ class ModelBundle:
         needs_t2 = 1 in chans or 2 in chans
         return (has_t1w or not needs_t1) and (has_t2w or not needs_t2)
 
-    def choose_configuration(self, has_t1w: bool, has_t2w: bool, requested: str = "auto") -> str:
+    def choose_configuration(self, has_t1w: bool, has_t2w: bool, requested: str = "auto", *,
+                             same_brain: bool = True) -> str:
         """Input configuration for the available modalities.
 
         ``auto``: among the configurations the session's images can feed, the one with the
         lowest validation MAE recorded in ``bundle.json`` (with T1w only: ``t1w``; with T2w
-        only: ``t2w``).
+        only: ``t2w``). With both images but ``same_brain=False`` (the T1w and T2w failed the
+        pipeline's same-brain check after registration,
+        :func:`~bids_infantage.image.registration.edge_correlation` below
+        :data:`~bids_infantage.image.registration.SAME_BRAIN_MIN`), only the configurations
+        that read one image are candidates: a ratio or a two-channel input of images that are
+        not in register (another session's image, or a pair a rigid transform cannot align)
+        measures their misregistration, not myelination. A requested configuration is
+        used as asked.
 
         Raises
         ------
@@ -93,6 +101,8 @@ class ModelBundle:
         available = self.meta["configurations"]
         if requested == "auto":
             usable = [c for c in available if self._can_serve(c, has_t1w, has_t2w)]
+            if has_t1w and has_t2w and not same_brain:
+                usable = [c for c in usable if self._can_serve(c, True, False) or self._can_serve(c, False, True)]
             if not usable:
                 raise ModelBundleError(f"model {self.name} has no configuration for the available images")
             return min(usable, key=lambda c: available[c]["calibration"]["val_mae_months"])
