@@ -60,6 +60,11 @@ def test_default_bundle_loads_and_predicts():
     single = {c: m for c, m in maes.items() if c in ("t1w", "t2w")}
     assert bundle.choose_configuration(True, True, same_brain=False) == min(single, key=single.get)
     assert bundle.choose_configuration(True, True, "ratio", same_brain=False) == "ratio"  # as asked
+    import copy
+
+    pair_only = copy.copy(bundle)  # a bundle of one two-image configuration keeps it
+    pair_only.meta = {**bundle.meta, "configurations": {"t1w+t2w": bundle.meta["configurations"]["t1w+t2w"]}}
+    assert pair_only.choose_configuration(True, True, same_brain=False) == "t1w+t2w"
     ref = bundle.reference_mask()
     assert ref.GetSize() == (64, 64, 64)
     for cfg, spec in bundle.meta["configurations"].items():  # intervals with the domain-shift term

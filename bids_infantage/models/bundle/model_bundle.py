@@ -90,8 +90,8 @@ class ModelBundle:
         :data:`~bids_infantage.image.registration.SAME_BRAIN_MIN`), only the configurations
         that read one image are candidates: a ratio or a two-channel input of images that are
         not in register (another session's image, or a pair a rigid transform cannot align)
-        measures their misregistration, not myelination. A requested configuration is
-        used as asked.
+        measures their misregistration, not myelination (a bundle with no such configuration
+        keeps its choice). A requested configuration is used as asked.
 
         Raises
         ------
@@ -101,8 +101,9 @@ class ModelBundle:
         available = self.meta["configurations"]
         if requested == "auto":
             usable = [c for c in available if self._can_serve(c, has_t1w, has_t2w)]
-            if has_t1w and has_t2w and not same_brain:
-                usable = [c for c in usable if self._can_serve(c, True, False) or self._can_serve(c, False, True)]
+            if has_t1w and has_t2w and not same_brain:  # a bundle without one keeps both images
+                usable = [c for c in usable if self._can_serve(c, True, False)
+                          or self._can_serve(c, False, True)] or usable
             if not usable:
                 raise ModelBundleError(f"model {self.name} has no configuration for the available images")
             return min(usable, key=lambda c: available[c]["calibration"]["val_mae_months"])
