@@ -28,6 +28,9 @@ model was built from). True age = the template's age.
     (> 0.5) and the images are zeroed outside it (a scan skull-stripped at that resolution).
     ``blur f mm``: Gaussian of FWHM f inside the same mask. ``noise SNR s``: Rician noise of
     SD median(brain) / s on the image's own grid, inside the mask (fixed seeds).
+    An image whose T1w and T2w fail the pipeline's same-brain check (edge correlation after
+    the rigid registration below ``SAME_BRAIN_MIN``: the BMEXInfant 24-month pair, 0.22) is
+    left out of the summary for the configurations that read both images, and named.
     Summary: per probe and configuration ``max |change|`` / ``mean |change|``; ``volume``:
     mean change of the measured brain volume (%). The mask probes again with the volume input
     held at the unprobed volume separate the image route (standardization, shape) from the size
@@ -332,6 +335,32 @@ def cached_input(inputs: Path, name: str, probe: str | None, compute) -> dict:
     return {"image": s["image"], "volume_ml": float(s["volume_ml"])}
 
 
+def pair_correlations(imgs: dict, names, inputs: Path) -> dict:
+    """name -> the pipeline's same-brain check of the image's T1w and T2w: the edge correlation
+    (``image.registration.edge_correlation``) of the N4-corrected T1w registered to the T2w
+    (``register_rigid_t1w_to_t2w``), as ``RigidT1wToT2w`` computes it; kept in
+    ``inputs/pairs.json``."""
+    from bids_infantage.image.masks import mask_from_skull_stripped
+    from bids_infantage.image.n4 import n4_correct
+    from bids_infantage.image.registration import edge_correlation, register_rigid_t1w_to_t2w
+    from bids_infantage.image.resampling import resample_like
+
+    stored = inputs / "pairs.json"
+    out = json.loads(stored.read_text()) if stored.exists() else {}
+    for name in names:
+        if name in out:
+            continue
+        t1, t2 = load(imgs[name]["T1w"]), load(imgs[name]["T2w"])
+        m2, m1 = mask_from_skull_stripped(t2), mask_from_skull_stripped(t1)
+        t2c, _ = n4_correct(t2, m2)
+        t1c, _ = n4_correct(t1, m1)
+        xfm, _ = register_rigid_t1w_to_t2w(t2c, t1c, m2)
+        out[name] = edge_correlation(resample_like(t1c, t2c, xfm, antialias=False), t2c, m2)
+        inputs.mkdir(parents=True, exist_ok=True)
+        stored.write_text(json.dumps(out, indent=1))
+    return {n: out[n] for n in names}
+
+
 def predict_all(bundle, image, volume, configs) -> dict:
     keys = ("age", "lower", "upper", "out_of_range", "flags")
     return {c: {k: v for k, v in bundle.predict(image, volume, c, saliency=False).items() if k in keys}
@@ -476,8 +505,24 @@ def main(argv=None) -> int:
     if cli_diff:
         print(f"In-process vs CLI on the UNC templates ({len(cli_diff)} ages): max |difference| "
               f"{max(cli_diff):.4f} months, mean {np.mean(cli_diff):.4f}.\n")
-    delta = {pr: {c: [res[n][pr]["pred"][c]["age"] - res[n]["none"]["pred"][c]["age"] for n in names]
-                  for c in configs} for pr in probes}
+    from bids_infantage.image.registration import SAME_BRAIN_MIN
+    from bids_infantage.models.transforms import CONFIGURATIONS
+
+    pairs = pair_correlations(imgs, names, inputs)
+    unpaired = [n for n in names if pairs[n] < SAME_BRAIN_MIN]
+    both = [c for c in configs if 2 in CONFIGURATIONS[c] or {0, 1} <= set(CONFIGURATIONS[c])]
+    print("T1w-T2w edge correlation after the rigid registration (the pipeline's same-brain check, "
+          f"QC message below {SAME_BRAIN_MIN:.2f}): "
+          + ", ".join(f"{n} {pairs[n]:.2f}" for n in names) + ".\n")
+    if unpaired and both:
+        print(f"**{', '.join(unpaired)}: the T1w and T2w are not one brain in register.** For the "
+              f"configurations that read both images ({', '.join(both)}) a probe there measures how the "
+              "registration of two mismatched images moves, not the model; those images are left out of "
+              "the maxima and means below (their changes are in the per-image tables), and under "
+              "`--modality auto` the pipeline reads their better single image.\n")
+    kept = {c: [i for i, n in enumerate(names) if not (c in both and n in unpaired)] for c in configs}
+    delta = {pr: {c: [res[names[i]][pr]["pred"][c]["age"] - res[names[i]]["none"]["pred"][c]["age"]
+                      for i in kept[c]] for c in configs} for pr in probes}
     vol = {pr: np.mean([res[n][pr]["volume_ml"] / res[n]["none"]["volume_ml"] - 1 for n in names]) * 100
            for pr in probes}
     print("max |change| / mean |change| of the predicted age (months):\n")
@@ -488,8 +533,9 @@ def main(argv=None) -> int:
     if mask_probes:
         print("\nMask probes through the image alone (volume input held at the unprobed volume; the rest "
               "of the change above comes through the volume input), max |change| / mean |change|:\n")
-        img_only = {pr: {c: np.abs([res[n][pr]["same_volume"][c]["age"] - res[n]["none"]["pred"][c]["age"]
-                                    for n in names]) for c in configs} for pr in mask_probes}
+        img_only = {pr: {c: np.abs([res[names[i]][pr]["same_volume"][c]["age"]
+                                    - res[names[i]]["none"]["pred"][c]["age"] for i in kept[c]])
+                         for c in configs} for pr in mask_probes}
         print(md(["probe", *configs], [[pr] + [f"{img_only[pr][c].max():.2f} / {img_only[pr][c].mean():.2f}"
                                                for c in configs] for pr in mask_probes]))
     for c in configs:
