@@ -112,6 +112,11 @@ def test_group_level(demo_run):
         metrics = {r["metric"]: r for r in csv.DictReader(fh, delimiter="\t")}
     assert {"mae", "rmse", "r2", "pearson_r", "spearman_rho"} <= set(metrics)
     assert float(metrics["mae"]["value"]) >= 0
+    # the report says which networks gave the cohort's ages (sub-m24 is read by its T2w)
+    from bids_infantage.models.bundle.resolve import load_bundle
+
+    best = load_bundle().choose_configuration(True, True)
+    assert f"Input configuration(s), session(s): {best} (4), t2w (1)" in (demo_run["out"] / "group.html").read_text()
 
 
 def test_second_run_reuses_cache(demo_run):

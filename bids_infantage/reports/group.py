@@ -58,6 +58,10 @@ def _summary(output_dir, table) -> dict:
         "n_out_of_range": int(table["qc_out_of_range"].sum()),
         "n_outliers": int(table["outlier"].sum()),
         "models": ", ".join(models),
+        # --modality auto gives sessions with fewer images, or a T1w and T2w that fail the
+        # same-brain check, another configuration: their ages come from other networks
+        "configurations": ", ".join(f"{c} ({n})" for c, n in
+                                    table["model_configuration"].fillna("n/a").value_counts().items()),
         "version": __version__,
     }
 
