@@ -66,7 +66,8 @@ def get_parser() -> argparse.ArgumentParser:
                    help="model bundle name (package data) or folder with bundle.json")
     g.add_argument("--modality", default="auto", choices=["auto", *CONFIGURATIONS],
                    help="input configuration; auto: the lowest validation MAE among those the "
-                        "session's images allow")
+                        "session's images allow (one image when the T1w and T2w fail the "
+                        "same-brain check)")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     g.add_argument("--skull-strip", default="auto", choices=["auto", "skip", "force"],
                    help="auto: use skull-stripped inputs as they are and skull-strip heads "
