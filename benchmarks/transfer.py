@@ -505,12 +505,12 @@ def main(argv=None) -> int:
     if cli_diff:
         print(f"In-process vs CLI on the UNC templates ({len(cli_diff)} ages): max |difference| "
               f"{max(cli_diff):.4f} months, mean {np.mean(cli_diff):.4f}.\n")
-    from bids_infantage.image.registration import SAME_BRAIN_MIN
-    from bids_infantage.models.transforms import CONFIGURATIONS
+    from bids_infantage.image.registration import SAME_BRAIN_MIN, same_brain
+    from bids_infantage.models.transforms import reads_both_images
 
     pairs = pair_correlations(imgs, names, inputs)
-    unpaired = [n for n in names if pairs[n] < SAME_BRAIN_MIN]
-    both = [c for c in configs if 2 in CONFIGURATIONS[c] or {0, 1} <= set(CONFIGURATIONS[c])]
+    unpaired = [n for n in names if not same_brain(pairs[n])]
+    both = [c for c in configs if reads_both_images(c)]
     print("T1w-T2w edge correlation after the rigid registration (the pipeline's same-brain check, "
           f"QC message below {SAME_BRAIN_MIN:.2f}): "
           + ", ".join(f"{n} {pairs[n]:.2f}" for n in names) + ".\n")
@@ -520,9 +520,9 @@ def main(argv=None) -> int:
               "registration of two mismatched images moves, not the model; those images are left out of "
               "the maxima and means below (their changes are in the per-image tables), and under "
               "`--modality auto` the pipeline reads their better single image.\n")
-    kept = {c: [i for i, n in enumerate(names) if not (c in both and n in unpaired)] for c in configs}
-    delta = {pr: {c: [res[names[i]][pr]["pred"][c]["age"] - res[names[i]]["none"]["pred"][c]["age"]
-                      for i in kept[c]] for c in configs} for pr in probes}
+    kept = {c: [n for n in names if not (c in both and n in unpaired)] for c in configs}
+    delta = {pr: {c: [res[n][pr]["pred"][c]["age"] - res[n]["none"]["pred"][c]["age"] for n in kept[c]]
+                  for c in configs} for pr in probes}
     vol = {pr: np.mean([res[n][pr]["volume_ml"] / res[n]["none"]["volume_ml"] - 1 for n in names]) * 100
            for pr in probes}
     print("max |change| / mean |change| of the predicted age (months):\n")
@@ -533,9 +533,8 @@ def main(argv=None) -> int:
     if mask_probes:
         print("\nMask probes through the image alone (volume input held at the unprobed volume; the rest "
               "of the change above comes through the volume input), max |change| / mean |change|:\n")
-        img_only = {pr: {c: np.abs([res[names[i]][pr]["same_volume"][c]["age"]
-                                    - res[names[i]]["none"]["pred"][c]["age"] for i in kept[c]])
-                         for c in configs} for pr in mask_probes}
+        img_only = {pr: {c: np.abs([res[n][pr]["same_volume"][c]["age"] - res[n]["none"]["pred"][c]["age"]
+                                    for n in kept[c]]) for c in configs} for pr in mask_probes}
         print(md(["probe", *configs], [[pr] + [f"{img_only[pr][c].max():.2f} / {img_only[pr][c].mean():.2f}"
                                                for c in configs] for pr in mask_probes]))
     for c in configs:

@@ -191,12 +191,19 @@ def register_mask_to_reference(mask, reference_mask, params: dict | None = None)
     return xfm, dice
 
 
+def same_brain(correlation: float | None) -> bool:
+    """Whether a T1w-T2w edge correlation (:func:`edge_correlation`) passes the same-brain
+    check: not below :data:`SAME_BRAIN_MIN`. None (one image) and NaN (nothing to compare)
+    pass."""
+    return correlation is None or not np.isfinite(correlation) or correlation >= SAME_BRAIN_MIN
+
+
 def same_brain_messages(correlation: float) -> list[str]:
     """The QC message (a list of 0 or 1 str) for a T1w-T2w edge correlation
-    (:func:`edge_correlation`) below :data:`SAME_BRAIN_MIN`."""
+    (:func:`edge_correlation`) that fails :func:`same_brain`."""
     from ..utils.numbers import format_pair
 
-    if not np.isfinite(correlation) or correlation >= SAME_BRAIN_MIN:
+    if same_brain(correlation):
         return []
     shown = format_pair(correlation, SAME_BRAIN_MIN, 2)
     return [f"T1w and T2w may not show the same brain (edge correlation {shown[0]} < {shown[1]} "

@@ -15,7 +15,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from ..image.registration import SAME_BRAIN_MIN
+from ..image.registration import same_brain
 from ..utils.columns import BRAINAGE_COLUMNS, WADA_COLUMNS
 from ..utils.numbers import format_against, format_pair
 
@@ -57,7 +57,7 @@ class BrainAgeInference(SimpleInterface):
 
     With ``--modality auto`` and a T1w and T2w that failed the same-brain check
     (``t1w_t2w_edge_correlation`` below
-    :data:`~bids_infantage.image.registration.SAME_BRAIN_MIN`), the configuration is chosen
+    :func:`~bids_infantage.image.registration.same_brain`), the configuration is chosen
     among those that read one image (:meth:`ModelBundle.choose_configuration`,
     ``same_brain=False``) and the prediction's flags say so."""
 
@@ -72,14 +72,13 @@ class BrainAgeInference(SimpleInterface):
 
         torch.set_num_threads(max(1, self.inputs.omp_nthreads))
         bundle = load_bundle(self.inputs.model)
-        corr = self.inputs.t1w_t2w_edge_correlation
-        same_brain = corr is None or not math.isfinite(corr) or corr >= SAME_BRAIN_MIN
+        one_brain = same_brain(self.inputs.t1w_t2w_edge_correlation)
         config = bundle.choose_configuration(self.inputs.has_t1w, self.inputs.has_t2w, self.inputs.modality,
-                                             same_brain=same_brain)
+                                             same_brain=one_brain)
         data = np.load(self.inputs.model_input)
         pred = bundle.predict(data["image"], self.inputs.volume_ml, config,
                               device=pick_device(self.inputs.device))
-        if not same_brain and self.inputs.modality == "auto" and self.inputs.has_t1w and self.inputs.has_t2w:
+        if not one_brain and self.inputs.modality == "auto" and self.inputs.has_t1w and self.inputs.has_t2w:
             image = {"t1w": "T1w", "t2w": "T2w"}.get(config, config)
             pred["flags"] = [*pred["flags"], f"--modality auto read the {image} alone: the T1w and T2w "
                              "may not show the same brain"]

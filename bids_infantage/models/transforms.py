@@ -188,6 +188,13 @@ CONFIGURATIONS = {
 }
 
 
+def reads_both_images(config: str) -> bool:
+    """Whether an input configuration needs a T1w and a T2w (two image channels, or the
+    T1w/T2w ratio)."""
+    chans = CONFIGURATIONS[config]
+    return 2 in chans or {0, 1} <= set(chans)
+
+
 def volume_feature(volume_ml: float) -> float:
     """Scalar brain-size input of the network: ``log(volume_ml / 900)`` (volume in ml)."""
     return float(np.log(max(volume_ml, 1.0) / 900.0))

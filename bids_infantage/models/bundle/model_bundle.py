@@ -11,7 +11,7 @@ import numpy as np
 from ...utils.checksums import sha256
 from ...utils.errors import ModelBundleError
 from ...utils.numbers import format_against, format_pair
-from ..transforms import CONFIGURATIONS, model_input, tta_batch, volume_feature
+from ..transforms import CONFIGURATIONS, model_input, reads_both_images, tta_batch, volume_feature
 from .intervals import interval_half_width, outside_age_range, shift_sd, t1w_only_upper
 from .resolve import DEFAULT_MODEL, is_default_bundle, verify_bundle
 from .saliency import grad_cam, gradient_saliency
@@ -102,14 +102,13 @@ class ModelBundle:
         if requested == "auto":
             usable = [c for c in available if self._can_serve(c, has_t1w, has_t2w)]
             if has_t1w and has_t2w and not same_brain:  # a bundle without one keeps both images
-                usable = [c for c in usable if self._can_serve(c, True, False)
-                          or self._can_serve(c, False, True)] or usable
+                usable = [c for c in usable if not reads_both_images(c)] or usable
             if not usable:
                 raise ModelBundleError(f"model {self.name} has no configuration for the available images")
             return min(usable, key=lambda c: available[c]["calibration"]["val_mae_months"])
         if not self._can_serve(requested, has_t1w, has_t2w):
             chans = CONFIGURATIONS[requested]
-            needs = "T1w and T2w" if (2 in chans or {0, 1} <= set(chans)) else ("T1w" if 0 in chans else "T2w")
+            needs = "T1w and T2w" if reads_both_images(requested) else ("T1w" if 0 in chans else "T2w")
             raise ModelBundleError(
                 f"--modality {requested} needs {needs}, which this session lacks; use --modality auto."
             )
