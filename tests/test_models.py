@@ -904,3 +904,15 @@ def test_inference_reads_one_image_when_t1w_and_t2w_are_not_one_brain(tmp_path, 
             expected = bundle.choose_configuration(True, True)
         assert res.outputs.configuration == pred["configuration"] == expected
         assert any("may not show the same brain" in f for f in pred["flags"]) == fallback, pred["flags"]
+    if correlation == 0.2:  # a bundle of one two-image configuration keeps it, and says no fallback
+        folder = tmp_path / "pair-only"
+        shutil.copytree(bundle.folder, folder)
+        meta = json.loads((folder / "bundle.json").read_text())
+        meta["configurations"] = {"t1w+t2w": meta["configurations"]["t1w+t2w"]}
+        (folder / "bundle.json").write_text(json.dumps(meta))
+        node = BrainAgeInference(model_input=str(tmp_path / "input.npz"), volume_ml=800.0, model=str(folder),
+                                 has_t1w=True, has_t2w=True, t1w_t2w_edge_correlation=correlation)
+        (tmp_path / "pair-only-run").mkdir()
+        pred = json.loads(Path(node.run(cwd=str(tmp_path / "pair-only-run")).outputs.prediction).read_text())
+        assert pred["configuration"] == "t1w+t2w"
+        assert not any("--modality auto read" in f for f in pred["flags"]), pred["flags"]

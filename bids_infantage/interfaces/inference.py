@@ -16,6 +16,7 @@ from nipype.interfaces.base import (
 )
 
 from ..image.registration import same_brain
+from ..models.transforms import reads_both_images
 from ..utils.columns import BRAINAGE_COLUMNS, WADA_COLUMNS
 from ..utils.numbers import format_against, format_pair
 
@@ -78,7 +79,7 @@ class BrainAgeInference(SimpleInterface):
         data = np.load(self.inputs.model_input)
         pred = bundle.predict(data["image"], self.inputs.volume_ml, config,
                               device=pick_device(self.inputs.device))
-        if not one_brain and self.inputs.modality == "auto" and self.inputs.has_t1w and self.inputs.has_t2w:
+        if not one_brain and self.inputs.modality == "auto" and not reads_both_images(config):
             image = {"t1w": "T1w", "t2w": "T2w"}.get(config, config)
             pred["flags"] = [*pred["flags"], f"--modality auto read the {image} alone: the T1w and T2w "
                              "may not show the same brain"]
